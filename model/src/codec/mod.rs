@@ -1,0 +1,4 @@
+//! Wire formats. Plain functions, one module per format; protocol details (topic names, ids, units
+//! codes) are derived here, never stored in [`crate::Reading`].
+
+pub mod json;
