@@ -1,1 +1,26 @@
-//! placeholder
+//! All network I/O of the project. One module per protocol, each with the same shape:
+//! `config.rs` (serde config, documented fields, defaults as functions), `sink.rs` (write readings),
+//! `source.rs` (read readings with an acknowledgement honoured only after the downstream write).
+//!
+//! Written once and shared by every protocol: [`tls`] (rustls client configs), [`metrics`]
+//! (the Prometheus families every sink and source reports), [`runtime`] (logging, signals).
+
+pub mod metrics;
+pub mod mqtt;
+pub mod runtime;
+pub mod tls;
+
+/// What went wrong talking to a server, sorted once for every connector: retry it, set the
+/// message aside, or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Transient: the same write may succeed later (connection lost, server busy).
+    #[error("{0} (will retry)")]
+    Retryable(String),
+    /// The server refused this data; retrying it unchanged cannot help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The sink cannot work at all (bad credentials, missing certificate): stop and tell the user.
+    #[error("{0}")]
+    Fatal(String),
+}

@@ -1,0 +1,171 @@
+//! Settings of an MQTT client connection (sink or source).
+
+use crate::tls::{self, TlsConfig};
+use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Environment variable that overrides the MQTT password (never put it in a file you commit).
+pub const PASSWORD_ENV: &str = "SMARTCITY_MQTT_PASSWORD";
+
+/// An MQTT broker to talk to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host name or IP.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Broker port: 1883 plain, usually 8883 with TLS.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Client id. Keep it stable: a persistent session (clean_session = false) is found by it.
+    pub client_id: String,
+    /// 0 at most once, 1 at least once (default), 2 exactly once.
+    #[serde(default = "default_qos")]
+    pub qos: u8,
+    /// Topics are `{topic_prefix}/{kind}/{sensor id}`.
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    /// Seconds between keep-alive pings.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_seconds: u64,
+    /// false (default) keeps the session on the broker across reconnects, so QoS 1 messages queued
+    /// while we were away are delivered and our unacknowledged ones are resent.
+    #[serde(default)]
+    pub clean_session: bool,
+    /// Largest packet accepted or sent, bytes (rumqttc's default of 10 KiB is too small for batches).
+    #[serde(default = "default_max_packet")]
+    pub max_packet_bytes: usize,
+    /// QoS 1/2 messages in flight before waiting for acknowledgements.
+    #[serde(default = "default_inflight")]
+    pub inflight: u16,
+    /// User name, if the broker requires one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the password (first line). `SMARTCITY_MQTT_PASSWORD` overrides it.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// TLS; plain TCP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    1883
+}
+fn default_qos() -> u8 {
+    1
+}
+fn default_prefix() -> String {
+    "city/sensors".into()
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+fn default_max_packet() -> usize {
+    256 * 1024
+}
+fn default_inflight() -> u16 {
+    100
+}
+
+impl MqttConfig {
+    /// A plain connection to `host:port` with every other setting at its default.
+    pub fn new(host: &str, port: u16, client_id: &str) -> Self {
+        MqttConfig {
+            host: host.into(),
+            port,
+            client_id: client_id.into(),
+            qos: default_qos(),
+            topic_prefix: default_prefix(),
+            keep_alive_seconds: default_keep_alive(),
+            clean_session: false,
+            max_packet_bytes: default_max_packet(),
+            inflight: default_inflight(),
+            username: None,
+            password_file: None,
+            tls: None,
+        }
+    }
+
+    /// Problems a user can fix in the file, as (field, message); empty when valid.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if self.host.trim().is_empty() {
+            p.push(("host", "must not be empty".into()));
+        }
+        if self.port == 0 {
+            p.push(("port", "must be 1-65535".into()));
+        }
+        if self.client_id.is_empty() || self.client_id.len() > 64 {
+            p.push(("client_id", "must be 1-64 characters".into()));
+        }
+        if self.qos > 2 {
+            p.push(("qos", format!("{} is not a QoS: use 0, 1 or 2", self.qos)));
+        }
+        if self.topic_prefix.is_empty() || self.topic_prefix.contains(['#', '+']) || self.topic_prefix.ends_with('/') {
+            p.push(("topic_prefix", "must be a plain topic without wildcards or trailing `/`".into()));
+        }
+        if self.keep_alive_seconds < 5 {
+            p.push(("keep_alive_seconds", "must be at least 5".into()));
+        }
+        if self.inflight == 0 {
+            p.push(("inflight", "must be at least 1".into()));
+        }
+        if self.max_packet_bytes < 1024 {
+            p.push(("max_packet_bytes", "must be at least 1024".into()));
+        }
+        if self.password_file.is_some() && self.username.is_none() {
+            p.push(("password_file", "needs `username` too".into()));
+        }
+        p
+    }
+
+    pub fn qos(&self) -> QoS {
+        match self.qos {
+            0 => QoS::AtMostOnce,
+            2 => QoS::ExactlyOnce,
+            _ => QoS::AtLeastOnce,
+        }
+    }
+
+    fn password(&self) -> Result<Option<String>, String> {
+        if let Ok(p) = std::env::var(PASSWORD_ENV) {
+            return Ok(Some(p));
+        }
+        match &self.password_file {
+            None => Ok(None),
+            Some(path) => std::fs::read_to_string(path)
+                .map(|s| Some(s.lines().next().unwrap_or("").to_string()))
+                .map_err(|e| format!("cannot read password_file {}: {e}", path.display())),
+        }
+    }
+
+    /// rumqttc options for this config (reads the password and the TLS files).
+    pub fn options(&self) -> Result<MqttOptions, String> {
+        let mut o = MqttOptions::new(&self.client_id, &self.host, self.port);
+        o.set_keep_alive(Duration::from_secs(self.keep_alive_seconds))
+            .set_clean_session(self.clean_session)
+            .set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes)
+            .set_inflight(self.inflight);
+        if let Some(user) = &self.username {
+            o.set_credentials(user, self.password()?.unwrap_or_default());
+        }
+        if let Some(t) = &self.tls {
+            let cfg = tls::client_config(t).map_err(|e| e.to_string())?;
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(cfg))));
+        }
+        Ok(o)
+    }
+
+    /// `mqtt://host:port` or `mqtts://host:port`, for logs (never includes credentials).
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+}
