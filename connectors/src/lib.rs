@@ -5,6 +5,8 @@
 //! Written once and shared by every protocol: [`tls`] (rustls client configs), [`metrics`]
 //! (the Prometheus families every sink and source reports), [`runtime`] (logging, signals).
 
+pub mod config_file;
+pub mod http;
 pub mod metrics;
 pub mod mqtt;
 pub mod runtime;

@@ -14,6 +14,9 @@ pub const PASSWORD_ENV: &str = "SMARTCITY_MQTT_PASSWORD";
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
+    /// Use this connection at all.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
     /// Broker host name or IP.
     #[serde(default = "default_host")]
     pub host: String,
@@ -52,6 +55,9 @@ pub struct MqttConfig {
     pub tls: Option<TlsConfig>,
 }
 
+fn default_enabled() -> bool {
+    true
+}
 fn default_host() -> String {
     "127.0.0.1".into()
 }
@@ -78,6 +84,7 @@ impl MqttConfig {
     /// A plain connection to `host:port` with every other setting at its default.
     pub fn new(host: &str, port: u16, client_id: &str) -> Self {
         MqttConfig {
+            enabled: true,
             host: host.into(),
             port,
             client_id: client_id.into(),
