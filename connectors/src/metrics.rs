@@ -118,3 +118,8 @@ pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     register(registry, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition"))
 }
+
+/// A plain counter registered on `registry`.
+pub fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::IntCounter {
+    register(registry, prometheus::IntCounter::new(name, help).expect("valid metric definition"))
+}

@@ -1,0 +1,87 @@
+// Live map: polls /api/readings every 2 s and draws one marker per sensor.
+(function () {
+  "use strict";
+  const COLORS = {
+    "traffic": "#f97316", "air-quality": "#a3e635", "parking": "#38bdf8",
+    "noise": "#e879f9", "weather": "#facc15", "light": "#f8fafc",
+  };
+  const UNITS = {
+    intensity: "veh/h", averageVehicleSpeed: "km/h", pm10: "µg/m³", pm25: "µg/m³", no2: "µg/m³",
+    o3: "µg/m³", co: "mg/m³", so2: "µg/m³", LAeq: "dB(A)", LAmax: "dB(A)", LAS: "dB(A)",
+    temperature: "°C", atmosphericPressure: "hPa", windSpeed: "m/s", windDirection: "°",
+    precipitation: "mm", powerConsumption: "W",
+  };
+  const RATIOS = new Set(["occupancy", "relativeHumidity", "illuminanceLevel"]);
+  // Equirectangular projection scaled by cos(latitude), fitted to the viewBox.
+  const LON0 = -61.25, LAT0 = 14.90, SCALE = 940, COS = Math.cos(14.65 * Math.PI / 180);
+  const project = (lat, lon) => [(lon - LON0) * COS * SCALE + 10, (LAT0 - lat) * SCALE + 10];
+  const svgNS = "http://www.w3.org/2000/svg";
+  const $ = (id) => document.getElementById(id);
+  let selected = null;
+
+  $("land").setAttribute("points", window.MARTINIQUE_OUTLINE.map(([lon, lat]) => project(lat, lon).join(",")).join(" "));
+  for (const [name, lat, lon] of window.MARTINIQUE_TOWNS) {
+    const [x, y] = project(lat, lon);
+    const t = document.createElementNS(svgNS, "text");
+    t.setAttribute("x", x + 4); t.setAttribute("y", y - 4); t.setAttribute("class", "town");
+    t.textContent = name;
+    $("towns").appendChild(t);
+  }
+  $("legend").innerHTML = Object.entries(COLORS)
+    .map(([k, c]) => `<span><i style="background:${c}"></i>${k}</span>`).join("");
+
+  function fmt(key, v) {
+    if (typeof v === "number" && RATIOS.has(key)) return `${key} ${(v * 100).toFixed(0)} %`;
+    if (typeof v === "number") return `${key} ${v}${UNITS[key] ? " " + UNITS[key] : ""}`;
+    return `${key} ${v}`;
+  }
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  }
+
+  function render(readings) {
+    const now = Date.now();
+    const markers = $("markers");
+    const seen = new Set();
+    for (const r of readings) {
+      seen.add(r.id);
+      let m = markers.querySelector(`[data-sensor-id="${CSS.escape(r.id)}"]`);
+      if (!m) {
+        m = document.createElementNS(svgNS, "circle");
+        m.setAttribute("class", "marker");
+        m.setAttribute("r", 6);
+        m.dataset.sensorId = r.id;
+        m.addEventListener("click", () => { selected = r.id; refresh(); });
+        m.appendChild(document.createElementNS(svgNS, "title"));
+        markers.appendChild(m);
+      }
+      const [x, y] = project(r.lat, r.lon);
+      m.setAttribute("cx", x.toFixed(1)); m.setAttribute("cy", y.toFixed(1));
+      m.setAttribute("fill", COLORS[r.type] || "#999");
+      const ageS = (now - Date.parse(r.observedAt)) / 1000;
+      m.classList.toggle("stale", ageS > 300);
+      m.classList.toggle("selected", r.id === selected);
+      m.firstChild.textContent = `${r.id} (${r.commune})\n` + Object.entries(r.values).map(([k, v]) => fmt(k, v)).join("\n");
+    }
+    for (const m of Array.from(markers.children)) if (!seen.has(m.dataset.sensorId)) m.remove();
+    $("sensors").innerHTML = readings.map((r) => {
+      const age = Math.max(0, Math.round((now - Date.parse(r.observedAt)) / 1000));
+      const vals = Object.entries(r.values).map(([k, v]) => escapeHtml(fmt(k, v))).join(" · ");
+      return `<tr class="${r.id === selected ? "selected" : ""}"><td><i style="color:${COLORS[r.type]}">●</i> ${escapeHtml(r.id)}<br><span class="values">${escapeHtml(r.commune)} · #${r.seq}</span></td><td class="values">${vals}</td><td>${age}s</td></tr>`;
+    }).join("");
+    $("status").textContent = `${readings.length} sensors · updated ${new Date().toLocaleTimeString()}`;
+  }
+
+  async function refresh() {
+    try {
+      const res = await fetch("/api/readings", { cache: "no-store" });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      render(await res.json());
+      $("error").textContent = "";
+    } catch (e) {
+      $("error").textContent = `gateway unreachable: ${e.message}`;
+    }
+  }
+  refresh();
+  setInterval(refresh, 2000);
+})();

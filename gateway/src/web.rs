@@ -1,0 +1,64 @@
+//! HTTP: the live map dashboard (`/`), the JSON API, `/metrics` and `/healthz`.
+//! Everything the page needs is embedded in the binary: it works with no internet access.
+
+use crate::state::CityState;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus::Registry;
+use smartcity_model::codec::json;
+use smartcity_model::Reading;
+use std::sync::Arc;
+
+const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
+const DASHBOARD_JS: &str = include_str!("../assets/dashboard.js");
+const MARTINIQUE_JS: &str = include_str!("../assets/martinique.js");
+
+pub fn router(state: Arc<CityState>, registry: Registry) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(DASHBOARD_HTML) }))
+        .route("/dashboard.js", get(|| async { javascript(DASHBOARD_JS) }))
+        .route("/martinique.js", get(|| async { javascript(MARTINIQUE_JS) }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/readings", get(latest))
+        .route("/api/sensors/{id}/history", get(history))
+        .route("/api/dead-letters", get(dead_letters))
+        .with_state(state)
+        .merge(smartcity_connectors::http::metrics_router(registry))
+}
+
+fn javascript(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], body).into_response()
+}
+
+/// A JSON array of readings in the wire format (the same documents that travel over MQTT).
+fn readings_json(readings: &[Reading]) -> Response {
+    let mut body = Vec::with_capacity(readings.len() * 320 + 2);
+    body.push(b'[');
+    for (i, r) in readings.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        json::encode_into(r, &mut body);
+    }
+    body.push(b']');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn latest(State(state): State<Arc<CityState>>) -> Response {
+    readings_json(&state.latest())
+}
+
+async fn history(State(state): State<Arc<CityState>>, Path(id): Path<String>) -> Response {
+    match state.history(&id) {
+        Some(h) => readings_json(&h),
+        None => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": format!("no sensor `{id}` seen yet")})))
+            .into_response(),
+    }
+}
+
+async fn dead_letters(State(state): State<Arc<CityState>>) -> Response {
+    axum::Json(state.dead_letters()).into_response()
+}

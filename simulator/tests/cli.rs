@@ -1,0 +1,49 @@
+//! What a user sees when the configuration is wrong, and `--check-config` when it is right.
+
+use std::process::Command;
+
+fn simulator(args: &[&str]) -> (bool, i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_simulator")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_config_accepts_the_shipped_file_without_network() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/simulator.toml");
+    let (ok, _, text) = simulator(&["--config", shipped, "--check-config"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("configuration OK: 10 sensors"), "{text}");
+    let (ok, _, text) = simulator(&["--sensors", "100000", "--check-config"]);
+    assert!(ok && text.contains("100000 sensors"), "{text}");
+}
+
+#[test]
+fn invalid_file_or_value_names_the_file_and_field_and_fails() {
+    let dir = std::env::temp_dir().join(format!("sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("broken.toml");
+    let shipped = include_str!("../../config/simulator.toml");
+    std::fs::write(&path, shipped.replace("interval_seconds = 5.0", "interval_seconds = -1.0")).unwrap();
+    let (ok, code, text) = simulator(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert!(!ok && code != 0);
+    assert!(text.contains("broken.toml") && text.contains("`simulation.interval_seconds`"), "{text}");
+
+    std::fs::write(&path, shipped.replace("[metrics]", "[metrix]")).unwrap();
+    let (ok, _, text) = simulator(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert!(!ok && text.contains("broken.toml") && text.contains("metrix"), "{text}");
+
+    let (ok, _, text) = simulator(&["--config", "/nonexistent/sim.toml", "--check-config"]);
+    assert!(!ok && text.contains("/nonexistent/sim.toml"), "{text}");
+
+    let (ok, _, text) = simulator(&["--speed", "0", "--check-config"]);
+    assert!(!ok && text.contains("`simulation.speed`"), "{text}");
+
+    let (ok, _, text) = simulator(&["--from", "2026-11-21T00:00:00Z", "--to", "2026-11-20T00:00:00Z", "--check-config"]);
+    assert!(!ok && text.contains("`simulation.to`"), "{text}");
+
+    let catalogue = dir.join("cat.toml");
+    std::fs::write(&catalogue, "[[sensor]]\nid = 'a'\nkind = 'traffic'\ncommune = 'Paris'\n").unwrap();
+    let (ok, _, text) = simulator(&["--catalogue", catalogue.to_str().unwrap(), "--check-config"]);
+    assert!(!ok && text.contains("cat.toml") && text.contains("Paris"), "{text}");
+}
