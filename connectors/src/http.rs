@@ -19,9 +19,7 @@ pub fn metrics_router(registry: Registry) -> Router {
 
 /// Binds `addr`, with an error that names the address and what to change.
 pub async fn bind(addr: SocketAddr, what: &str, setting: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot serve {what} on {addr}: {e} (change `{setting}`)"))
+    TcpListener::bind(addr).await.map_err(|e| format!("cannot serve {what} on {addr}: {e} (change `{setting}`)"))
 }
 
 /// Serves `router` until `shutdown` is cancelled.

@@ -2,13 +2,14 @@
 //! `config.rs` (serde config, documented fields, defaults as functions), `sink.rs` (write readings),
 //! `source.rs` (read readings with an acknowledgement honoured only after the downstream write).
 //!
-//! Written once and shared by every protocol: [`tls`] (rustls client configs), [`metrics`]
+//! Written once and shared by every protocol: [`tls`] (rustls client configs), [`retry`] (back-off), [`metrics`]
 //! (the Prometheus families every sink and source reports), [`runtime`] (logging, signals).
 
 pub mod config_file;
 pub mod http;
 pub mod metrics;
 pub mod mqtt;
+pub mod retry;
 pub mod runtime;
 pub mod tls;
 

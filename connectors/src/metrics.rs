@@ -19,7 +19,9 @@ pub fn registry(component: &str) -> Registry {
 
 /// The text exposition (Prometheus format 0.0.4) of everything in `registry`.
 pub fn encode(registry: &Registry) -> String {
-    prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap_or_else(|e| format!("# encode error: {e}\n"))
+    prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap_or_else(|e| format!("# encode error: {e}\n"))
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: T) -> T {

@@ -21,7 +21,12 @@ async fn main() -> ExitCode {
         }
     };
     if cli.check_config {
-        println!("configuration OK: MQTT {} ({}/#), dashboard on http://{}/", cfg.mqtt.url(), cfg.mqtt.topic_prefix, cfg.http.listen);
+        println!(
+            "configuration OK: MQTT {} ({}/#), dashboard on http://{}/",
+            cfg.mqtt.url(),
+            cfg.mqtt.topic_prefix,
+            cfg.http.listen
+        );
         return ExitCode::SUCCESS;
     }
     match smartcity_gateway::run(cfg, runtime::shutdown_on_signals()).await {

@@ -121,7 +121,8 @@ async fn malformed_messages_are_set_aside_and_counted_and_the_rest_flows() {
     // A complete reading, but of a wire version this build does not know.
     let catalogue = smartcity_model::Catalogue::default_ten();
     let future = smartcity_model::dynamics::Simulation::new(1).reading(&catalogue.sensors()[6], chrono::Utc::now(), 0);
-    let payload = String::from_utf8(smartcity_model::codec::json::encode(&future)).unwrap().replace("\"v\":1", "\"v\":9");
+    let payload =
+        String::from_utf8(smartcity_model::codec::json::encode(&future)).unwrap().replace("\"v\":1", "\"v\":9");
     let topic = format!("city/sensors/noise/{}", future.sensor_id);
     client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
 
@@ -138,8 +139,14 @@ async fn malformed_messages_are_set_aside_and_counted_and_the_rest_flows() {
     assert_eq!(dead[0]["topic"], "city/sensors/traffic/broken-1");
     assert!(dead[0]["reason"].as_str().unwrap().contains("not a JSON reading"));
     let metrics = reqwest::get(format!("{}/metrics", demo.http)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"smartcity_gateway_messages_rejected_total{reason="syntax",source="mqtt"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"smartcity_gateway_messages_rejected_total{reason="version",source="mqtt"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"smartcity_gateway_messages_rejected_total{reason="syntax",source="mqtt"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"smartcity_gateway_messages_rejected_total{reason="version",source="mqtt"} 1"#),
+        "{metrics}"
+    );
 
     // Still flowing: sequence numbers keep advancing after the bad messages.
     let before: u64 = latest(&demo.http).await.iter().map(|r| r["seq"].as_u64().unwrap()).sum();

@@ -151,7 +151,9 @@ impl Catalogue {
             let (clat, clon) = commune.centre();
             let (lat, lon) = (e.lat.unwrap_or(clat), e.lon.unwrap_or(clon));
             if !(14.3..=14.95).contains(&lat) || !(-61.3..=-60.75).contains(&lon) {
-                return Err(bad(format!("lat {lat}, lon {lon} is not on Martinique (lat 14.3-14.95, lon -61.3 to -60.75)")));
+                return Err(bad(format!(
+                    "lat {lat}, lon {lon} is not on Martinique (lat 14.3-14.95, lon -61.3 to -60.75)"
+                )));
             }
             if e.id.is_empty() || !e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
                 return Err(bad("id must be non-empty and use only A-Z a-z 0-9 - _ .".into()));

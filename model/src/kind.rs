@@ -86,10 +86,7 @@ pub struct UnknownKind(pub String);
 impl FromStr for SensorKind {
     type Err = UnknownKind;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SensorKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| UnknownKind(s.to_string()))
+        SensorKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownKind(s.to_string()))
     }
 }
 

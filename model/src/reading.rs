@@ -36,11 +36,7 @@ impl Reading {
         if self.sensor_id.is_empty() || self.sensor_id.len() > 128 {
             return Err(ReadingError::BadId(self.sensor_id.clone()));
         }
-        if !self
-            .sensor_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        {
+        if !self.sensor_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
             return Err(ReadingError::BadId(self.sensor_id.clone()));
         }
         in_range("lat", self.lat, -90.0, 90.0)?;

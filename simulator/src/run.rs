@@ -50,8 +50,8 @@ pub fn build_catalogue(cfg: &SimulatorConfig) -> Result<Catalogue, SimError> {
     match cfg.catalogue_path() {
         None => Ok(Catalogue::default_ten()),
         Some(path) => {
-            let text =
-                std::fs::read_to_string(&path).map_err(|source| SimError::CatalogueRead { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| SimError::CatalogueRead { path: path.clone(), source })?;
             Catalogue::from_toml(&text).map_err(|source| SimError::Catalogue { path, source })
         }
     }
@@ -122,7 +122,8 @@ pub async fn run(cfg: SimulatorConfig, catalogue: Catalogue, shutdown: Cancellat
         tokio::spawn(status_loop(counters.clone(), catalogue.len(), Duration::from_secs(cfg.status.interval_seconds)))
     });
 
-    let mut clock = SimClock::new(cfg.from(), cfg.to(), cfg.simulation.interval_seconds, cfg.simulation.speed, Utc::now());
+    let mut clock =
+        SimClock::new(cfg.from(), cfg.to(), cfg.simulation.interval_seconds, cfg.simulation.speed, Utc::now());
     let mut stream = ReadingStream::new(catalogue, cfg.simulation.seed);
     let mut batch: Vec<Reading> = Vec::new();
     loop {
@@ -153,11 +154,8 @@ pub async fn run(cfg: SimulatorConfig, catalogue: Catalogue, shutdown: Cancellat
         t.abort();
     }
     let unacknowledged = sink.close(Duration::from_secs(10)).await;
-    let summary = Summary {
-        generated: counters.generated_total(),
-        published: counters.published_total(),
-        unacknowledged,
-    };
+    let summary =
+        Summary { generated: counters.generated_total(), published: counters.published_total(), unacknowledged };
     tracing::info!(
         "stopped: {} readings generated, {} acknowledged by the broker, {} not",
         summary.generated,

@@ -39,7 +39,8 @@ fn invalid_file_or_value_names_the_file_and_field_and_fails() {
     let (ok, _, text) = simulator(&["--speed", "0", "--check-config"]);
     assert!(!ok && text.contains("`simulation.speed`"), "{text}");
 
-    let (ok, _, text) = simulator(&["--from", "2026-11-21T00:00:00Z", "--to", "2026-11-20T00:00:00Z", "--check-config"]);
+    let (ok, _, text) =
+        simulator(&["--from", "2026-11-21T00:00:00Z", "--to", "2026-11-20T00:00:00Z", "--check-config"]);
     assert!(!ok && text.contains("`simulation.to`"), "{text}");
 
     let catalogue = dir.join("cat.toml");

@@ -38,14 +38,19 @@ async fn ten_sensors_of_six_kinds_within_15_s_then_clean_exit() {
             .expect("mosquitto_sub runs");
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let (topic, payload) = line.split_once(' ').expect("-v prints `topic payload`");
-            let reading = smartcity_model::codec::json::decode(payload.as_bytes())
-                .unwrap_or_else(|e| panic!("{e}: {payload}"));
+            let reading =
+                smartcity_model::codec::json::decode(payload.as_bytes()).unwrap_or_else(|e| panic!("{e}: {payload}"));
             assert_eq!(topic, format!("city/sensors/{}/{}", reading.kind(), reading.sensor_id));
             kinds.insert(reading.kind());
             ids.insert(reading.sensor_id);
         }
     }
-    assert!(ids.len() >= 10 && kinds.len() == 6, "after {:?}: {} sensors, kinds {kinds:?}", started.elapsed(), ids.len());
+    assert!(
+        ids.len() >= 10 && kinds.len() == 6,
+        "after {:?}: {} sensors, kinds {kinds:?}",
+        started.elapsed(),
+        ids.len()
+    );
 
     let exposition = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics")).await.unwrap().text().await.unwrap();
     for name in [

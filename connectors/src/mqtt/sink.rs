@@ -7,6 +7,7 @@
 
 use super::config::MqttConfig;
 use crate::metrics::SinkMetrics;
+use crate::retry::Backoff;
 use crate::SinkError;
 use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
 use smartcity_model::{codec::json, Reading, SensorKind};
@@ -116,12 +117,11 @@ async fn drive(
     drained: Arc<Notify>,
     metrics: SinkMetrics,
 ) {
-    let mut backoff = Duration::from_millis(100);
-    let mut failures: u64 = 0;
+    let mut backoff = Backoff::default();
     loop {
         match event_loop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 let mut t = lock(&tracker);
                 t.connections += 1;
                 if t.connections > 1 && !ack.session_present && !t.inflight.is_empty() {
@@ -154,14 +154,8 @@ async fn drive(
             Ok(_) => {}
             Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(e) => {
-                failures += 1;
                 metrics.errors.with_label_values(&[SINK]).inc();
-                // Log the first failure and then every 30th, not a line per retry.
-                if failures == 1 || failures % 30 == 0 {
-                    tracing::warn!("{url}: {e} (attempt {failures}; retrying every {backoff:?} up to 5s)");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff.failed(&url, e).await;
             }
         }
     }

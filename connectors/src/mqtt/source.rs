@@ -8,6 +8,7 @@
 
 use super::config::MqttConfig;
 use crate::metrics::SourceMetrics;
+use crate::retry::Backoff;
 use crate::SinkError;
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, Packet, Publish};
@@ -55,8 +56,7 @@ impl MqttSource {
         let url = self.cfg.url();
         let connected = self.metrics.connected.with_label_values(&[SOURCE]);
         let mut buffer: VecDeque<Delivery> = VecDeque::new();
-        let mut backoff = Duration::from_millis(100);
-        let mut failures: u64 = 0;
+        let mut backoff = Backoff::default();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -66,7 +66,7 @@ impl MqttSource {
                 },
                 event = event_loop.poll() => match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                        backoff = Duration::from_millis(100);
+                        backoff.reset();
                         connected.set(1);
                         // Subscriptions do not survive a session the broker dropped: always renew.
                         if let Err(e) = client.subscribe(&filter, self.cfg.qos()).await {
@@ -91,12 +91,7 @@ impl MqttSource {
                     Ok(_) => {}
                     Err(e) => {
                         connected.set(0);
-                        failures += 1;
-                        if failures == 1 || failures % 30 == 0 {
-                            tracing::warn!("{url}: {e} (attempt {failures}; retrying every {backoff:?} up to 5s)");
-                        }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        backoff.failed(&url, e).await;
                     }
                 },
             }

@@ -54,7 +54,9 @@ pub fn sunrise_sunset(day_of_year: u32) -> (f64, f64) {
     let decl = 0.006918 - 0.399912 * gamma.cos() + 0.070257 * gamma.sin() - 0.006758 * (2.0 * gamma).cos()
         + 0.000907 * (2.0 * gamma).sin();
     let eq_time_min = 229.18
-        * (0.000075 + 0.001868 * gamma.cos() - 0.032077 * gamma.sin() - 0.014615 * (2.0 * gamma).cos()
+        * (0.000075 + 0.001868 * gamma.cos()
+            - 0.032077 * gamma.sin()
+            - 0.014615 * (2.0 * gamma).cos()
             - 0.040849 * (2.0 * gamma).sin());
     // Sun's centre 0.833° below the horizon (refraction + radius).
     let cos_h = ((90.833f64).to_radians().cos() - lat.sin() * decl.sin()) / (lat.cos() * decl.cos());

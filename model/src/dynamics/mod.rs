@@ -159,8 +159,8 @@ impl Simulation {
         let pressure = 1014.0 + 1.1 * (2.0 * TAU * (h - 10.0) / 24.0).cos() + 2.0 * synoptic + 0.2 * noise.gauss();
         // Easterly trade winds, 15-35 km/h, stronger in the afternoon.
         let wind = (5.5 + 2.5 * island::sunlight(clock) + 1.2 * synoptic + 0.8 * noise.gauss()).clamp(0.5, 20.0);
-        let direction = (90.0 + 25.0 * (TAU * clock.day_index as f64 / 7.0).sin() + 12.0 * noise.gauss())
-            .rem_euclid(360.0);
+        let direction =
+            (90.0 + 25.0 * (TAU * clock.day_index as f64 / 7.0).sin() + 12.0 * noise.gauss()).rem_euclid(360.0);
         Weather {
             temperature: round(temperature, 1),
             relative_humidity: round(humidity, 3),
@@ -176,7 +176,7 @@ impl Simulation {
         let h = clock.hour;
         // On 10 minutes after sunset, off 10 minutes before sunrise, dimmed 23:00-04:30 to save energy.
         let dark = h >= sunset + 1.0 / 6.0 || h < sunrise - 1.0 / 6.0;
-        let (power_state, level) = match (dark, h >= 23.0 || h < 4.5) {
+        let (power_state, level) = match (dark, !(4.5..23.0).contains(&h)) {
             (false, _) => (PowerState::Off, 0.0),
             (true, true) => (PowerState::Low, 0.5),
             (true, false) => (PowerState::On, 1.0),
@@ -191,12 +191,7 @@ impl Simulation {
             LightStatus::Ok
         };
         let lit = if status == LightStatus::Ok { level } else { 0.0 };
-        Light {
-            status,
-            power_state,
-            illuminance_level: lit,
-            power_consumption: round(s.capacity as f64 * lit, 1),
-        }
+        Light { status, power_state, illuminance_level: lit, power_consumption: round(s.capacity as f64 * lit, 1) }
     }
 }
 

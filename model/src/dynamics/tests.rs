@@ -37,7 +37,11 @@ fn a_simulated_week_stays_in_physical_and_climatic_ranges() {
             Values::AirQuality(a) => assert!(a.pm25 <= a.pm10 + 5.0 && a.pm10 < 400.0, "{ctx}"),
             Values::Traffic(t) => assert!(t.average_vehicle_speed >= 3.0, "{ctx}"),
             Values::Parking(p) => {
-                assert_eq!(p.total_spot_number - p.available_spot_number, (p.occupancy * p.total_spot_number as f64).round() as u32, "{ctx}")
+                assert_eq!(
+                    p.total_spot_number - p.available_spot_number,
+                    (p.occupancy * p.total_spot_number as f64).round() as u32,
+                    "{ctx}"
+                )
             }
             Values::Light(_) => {}
         }

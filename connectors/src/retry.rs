@@ -1,0 +1,61 @@
+//! Reconnection back-off shared by every connector: exponential from 100 ms to 5 s, and a log
+//! line on the first failure and every 30th after it rather than one per attempt.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+const FIRST: Duration = Duration::from_millis(100);
+const MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct Backoff {
+    delay: Duration,
+    failures: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { delay: FIRST, failures: 0 }
+    }
+}
+
+impl Backoff {
+    /// Connected again: the next failure starts from the shortest delay.
+    pub fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+
+    /// Records a failure talking to `server`, logs it when due, and waits before the next attempt.
+    pub async fn failed(&mut self, server: &str, error: impl Display) {
+        self.failures += 1;
+        if self.failures == 1 || self.failures.is_multiple_of(30) {
+            tracing::warn!(
+                "{server}: {error} (attempt {}; retrying every {:?} up to {MAX:?})",
+                self.failures,
+                self.delay
+            );
+        }
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn doubles_up_to_five_seconds_and_resets() {
+        let mut b = Backoff::default();
+        let start = tokio::time::Instant::now();
+        for _ in 0..8 {
+            b.failed("test", "down").await;
+        }
+        // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 5 + 5
+        assert_eq!(start.elapsed(), Duration::from_millis(16_300));
+        b.reset();
+        let t = tokio::time::Instant::now();
+        b.failed("test", "down").await;
+        assert_eq!(t.elapsed(), FIRST);
+    }
+}

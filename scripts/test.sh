@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make test`: every test of the project against real servers.
+#   1. install the tools the tests use (scripts/setup.sh; cached after the first run)
+#   2. check formatting and lints (cargo fmt, clippy -D warnings)
+#   3. start the test bench (scripts/services/services.sh up: Mosquitto, Kafka, Pulsar, ...)
+#   4. cargo test --workspace: unit, integration, end-to-end, browser and smoke tests
+#   5. stop the bench, also when a step failed
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+step() { printf '\n==> %s\n' "$*" >&2; }
+started=$SECONDS
+
+step "setup"
+scripts/setup.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "build"
+cargo test --workspace --all-targets --no-run --quiet
+
+step "test bench up"
+trap 'step "test bench down"; scripts/services/services.sh down || true' EXIT
+scripts/services/services.sh up ${BENCH_SERVICES:-}
+
+step "tests"
+cargo test --workspace --all-targets
+echo "make test: all steps passed in $((SECONDS - started))s" >&2
