@@ -36,4 +36,4 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench:
-	cargo bench -p smartcity-model --bench generate
+	@bench/run.sh

@@ -206,3 +206,19 @@ mod tests {
         assert!(matches!(decode(wrong.as_bytes()), Err(DecodeError::Values { .. })));
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    /// Every ```json block of docs/wire-format.md decodes, and all six kinds are shown.
+    #[test]
+    fn documented_examples_decode() {
+        let doc = include_str!("../../../docs/wire-format.md");
+        let blocks: Vec<&str> =
+            doc.split("```json\n").skip(1).map(|b| b.split("```").next().expect("closed block").trim()).collect();
+        let kinds: std::collections::BTreeSet<_> = blocks
+            .iter()
+            .map(|b| super::decode(b.as_bytes()).unwrap_or_else(|e| panic!("{e}: {b}")).kind())
+            .collect();
+        assert_eq!(kinds.len(), 6, "one example per kind");
+    }
+}
