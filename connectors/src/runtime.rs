@@ -2,12 +2,12 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Structured logs on stderr, filtered by `RUST_LOG` (default `info`). The embedded broker's
-/// per-connection messages (a client hanging up is logged as an error there) are off by default:
-/// `RUST_LOG=info,rumqttd=debug` shows them.
+/// Structured logs on stderr, filtered by `RUST_LOG` (default `info`). The embedded broker's own
+/// logs are off by default (it reports every client hanging up as an error); its bind failures are
+/// checked and reported by us. `RUST_LOG=info,rumqttd=debug` shows them.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,rumqttd::server::broker=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
 }
 

@@ -26,16 +26,17 @@ die()  { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 # apt_install PKG...: install missing Debian packages without starting their services.
 apt_install() {
   local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  # dpkg -s alone also succeeds for removed-but-not-purged packages ("deinstall ok config-files").
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "apt-get install ${missing[*]}"
   # Debian packages start their daemons on install; we start our own, with our config.
   if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   if [ ! -f "$BENCH_CACHE/.apt-updated" ] || [ -n "$(find "$BENCH_CACHE/.apt-updated" -mmin +1440 2>/dev/null)" ]; then
-    $sudo apt-get update -qq && touch "$BENCH_CACHE/.apt-updated"
+    $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && touch "$BENCH_CACHE/.apt-updated"
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 pidfile() { echo "$BENCH_RUN/$1.pid"; }

@@ -35,18 +35,12 @@ pub fn bench_env() -> HashMap<String, String> {
 /// One key of the bench env. Panics naming the key and the server to start when missing.
 pub fn bench_var(key: &str) -> String {
     bench_env().remove(key).unwrap_or_else(|| {
-        panic!(
-            "{key} missing from {}: is its server up? (`make services-status`)",
-            env_file_path().display()
-        )
+        panic!("{key} missing from {}: is its server up? (`make services-status`)", env_file_path().display())
     })
 }
 
 /// A name unique to this test run, for topics, client ids and consumer groups.
 pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{nanos}", std::process::id())
 }

@@ -215,10 +215,8 @@ mod doc_tests {
         let doc = include_str!("../../../docs/wire-format.md");
         let blocks: Vec<&str> =
             doc.split("```json\n").skip(1).map(|b| b.split("```").next().expect("closed block").trim()).collect();
-        let kinds: std::collections::BTreeSet<_> = blocks
-            .iter()
-            .map(|b| super::decode(b.as_bytes()).unwrap_or_else(|e| panic!("{e}: {b}")).kind())
-            .collect();
+        let kinds: std::collections::BTreeSet<_> =
+            blocks.iter().map(|b| super::decode(b.as_bytes()).unwrap_or_else(|e| panic!("{e}: {b}")).kind()).collect();
         assert_eq!(kinds.len(), 6, "one example per kind");
     }
 }

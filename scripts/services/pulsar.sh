@@ -1,0 +1,109 @@
+# Apache Pulsar 4.0.x standalone (one broker + one in-process bookie, metadata in RocksDB), from Maven Central.
+#   127.0.0.1:6650  Pulsar binary protocol (BENCH_PULSAR_URL)
+#   127.0.0.1:8081  admin REST API / web service (BENCH_PULSAR_ADMIN_URL)
+#   127.0.0.1:3181  the in-process bookie (internal)
+# Sourced by services.sh. Jars: a generated POM resolved by maven_classpath (cached in $BENCH_CACHE/maven and ~/.m2,
+# ~300 MB); data in $BENCH_DATA/pulsar, wiped at each start.
+# Non-obvious settings:
+#   - org.apache.pulsar.PulsarStandaloneStarter lives in pulsar-broker; log4j2 (core + slf4j2 binding, the versions
+#     Pulsar 4.0's parent POM uses) is added because the broker jar brings only the slf4j API.
+#   - -nfw / -nss: no functions worker, no stream storage (neither is used; both cost memory and start time).
+#   - ensemble/write/ack quorum 1: there is only one bookie (the defaults are 2 and would block every write).
+#   - JVM flags copied from Pulsar's own bin/pulsar launcher (--add-opens for Netty, checksums, RocksDB, oshi)
+#     and the BookKeeper metadata drivers that make the bookie use Pulsar's metadata store.
+
+PULSAR_VERSION="4.0.7"   # 4.0.8 on Central lacks two of its own modules (jetcd-core-shaded, pulsar-opentelemetry)
+SVC_READY_TIMEOUT=180
+
+pulsar_pom() {
+  cat <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>smartcity.bench</groupId>
+  <artifactId>pulsar-standalone</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.pulsar</groupId><artifactId>pulsar-broker</artifactId><version>$PULSAR_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>2.23.1</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>2.23.1</version></dependency>
+  </dependencies>
+</project>
+EOF
+}
+
+svc_install() {
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  command -v curl >/dev/null || apt_install curl
+  maven_classpath pulsar "$(pulsar_pom)" >/dev/null
+}
+
+svc_start() {
+  stop_pid pulsar   # a start of ours that never became ready
+  require_port_free 6650; require_port_free 8081; require_port_free 3181
+  local data="$BENCH_DATA/pulsar" cp
+  cp="$(maven_classpath pulsar "$(pulsar_pom)")"
+  rm -rf "$data"; mkdir -p "$data"
+  cat > "$data/standalone.conf" <<'EOF'
+clusterName=standalone
+advertisedAddress=127.0.0.1
+bindAddress=127.0.0.1
+brokerServicePort=6650
+webServicePort=8081
+allowAutoTopicCreation=true
+allowAutoTopicCreationType=non-partitioned
+functionsWorkerEnabled=false
+webSocketServiceEnabled=false
+transactionCoordinatorEnabled=false
+# one bookie: every ledger on it
+managedLedgerDefaultEnsembleSize=1
+managedLedgerDefaultWriteQuorum=1
+managedLedgerDefaultAckQuorum=1
+# small caches: the machine is shared
+managedLedgerCacheSizeMB=64
+dbStorage_writeCacheMaxSizeMb=32
+dbStorage_readAheadCacheMaxSizeMb=32
+dbStorage_rocksDB_blockCacheSize=33554432
+# test data is throw-away: no fsync per entry
+journalSyncData=false
+# the in-process bookie: port 3181 on loopback only. BKCluster uses --bookkeeper-port only when ephemeral
+# ports are allowed (otherwise it picks a random port); listeningInterface=lo binds lo's address, not 0.0.0.0.
+allowEphemeralPorts=true
+listeningInterface=lo
+allowLoopback=true
+EOF
+  cat > "$data/log4j2.xml" <<'EOF'
+<Configuration status="warn">
+  <Appenders><Console name="out" target="SYSTEM_OUT"><PatternLayout pattern="%d{HH:mm:ss.SSS} %-5level [%t] %c{1.} - %msg%n"/></Console></Appenders>
+  <Loggers>
+    <Logger name="org.apache.pulsar" level="info"/>
+    <Root level="warn"><AppenderRef ref="out"/></Root>
+  </Loggers>
+</Configuration>
+EOF
+  start_bg pulsar java -Xms256m -Xmx1g -XX:MaxDirectMemorySize=1g -XX:+UseG1GC \
+    --add-opens java.base/java.io=ALL-UNNAMED --add-opens java.base/java.util.zip=ALL-UNNAMED \
+    --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/jdk.internal.misc=ALL-UNNAMED \
+    --add-opens java.base/sun.net=ALL-UNNAMED --add-opens java.management/sun.management=ALL-UNNAMED \
+    --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED \
+    --add-opens java.base/jdk.internal.platform=ALL-UNNAMED \
+    -Dio.netty.tryReflectionSetAccessible=true \
+    -Dbookkeeper.metadata.bookie.drivers=org.apache.pulsar.metadata.bookkeeper.PulsarMetadataBookieDriver \
+    -Dbookkeeper.metadata.client.drivers=org.apache.pulsar.metadata.bookkeeper.PulsarMetadataClientDriver \
+    -Djava.net.preferIPv4Stack=true -Dpulsar.allocator.exit_on_oom=true \
+    -Dlog4j.configurationFile="$data/log4j2.xml" \
+    -cp "$cp" org.apache.pulsar.PulsarStandaloneStarter \
+    -c "$data/standalone.conf" -nfw -nss --bookkeeper-port 3181 \
+    --metadata-dir "$data/metadata" --bookkeeper-dir "$data/bookkeeper"
+}
+
+svc_ready() {
+  curl -fsS --max-time 5 http://127.0.0.1:8081/admin/v2/brokers/ready >/dev/null &&
+    curl -fsS --max-time 5 http://127.0.0.1:8081/admin/v2/namespaces/public/default >/dev/null
+}
+
+svc_env() {
+  echo "BENCH_PULSAR_URL=pulsar://127.0.0.1:6650"
+  echo "BENCH_PULSAR_ADMIN_URL=http://127.0.0.1:8081"
+}
