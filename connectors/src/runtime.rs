@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    // stderr: stdout is for what a command prints as its result (e.g. `--check-config`).
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, so every task can finish its work and exit cleanly.
