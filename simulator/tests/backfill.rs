@@ -57,10 +57,10 @@ async fn one_hour_backfill_arrives_complete_and_in_sequence() {
     let mut next_seq: HashMap<String, u64> = HashMap::new();
     let mut received = 0;
     while received < 610 {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.poll())
-            .await
-            .unwrap_or_else(|_| panic!("only {received} of 610 readings arrived"))
-            .unwrap();
+        let Ok(event) = tokio::time::timeout(Duration::from_secs(10), events.poll()).await else {
+            panic!("only {received} of 610 readings arrived");
+        };
+        let event = event.expect("subscriber stays connected");
         if let Event::Incoming(Packet::Publish(p)) = event {
             let r = json::decode(&p.payload).unwrap();
             let expected = next_seq.entry(r.sensor_id.clone()).or_insert(0);
