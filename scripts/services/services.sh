@@ -60,8 +60,12 @@ case "$cmd" in
     log "env file: $BENCH_DIR/env" ;;
   down)
     [ $# -gt 0 ] || set -- "${ALL_SERVICES[@]}"
-    # Reverse order: dependents (frost, kafka-bridge) before what they depend on.
-    for ((i=$#; i>0; i--)); do down_one "${!i}"; done ;;
+    for s in "$@"; do load_svc "$s"; done  # unknown names fail before anything stops
+    # Reverse of ALL_SERVICES, whatever order the names came in: dependents (frost, kafka-bridge)
+    # stop before what they depend on.
+    for ((i=${#ALL_SERVICES[@]}-1; i>=0; i--)); do
+      for s in "$@"; do [ "$s" = "${ALL_SERVICES[i]}" ] && down_one "$s"; done
+    done ;;
   status)
     for s in "${ALL_SERVICES[@]}"; do
       load_svc "$s"
