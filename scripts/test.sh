@@ -21,9 +21,17 @@ step "build"
 cargo test --workspace --all-targets --no-run --quiet
 
 step "test bench up"
-trap 'step "test bench down"; scripts/services/services.sh down || true' EXIT
-scripts/services/services.sh up ${BENCH_SERVICES:-}
+trap 'step "test bench down (after a failure)"; scripts/services/services.sh down || true' EXIT
+scripts/services/services.sh up
+# A second `up` must be a quick no-op: the bench is idempotent.
+scripts/services/services.sh up
 
 step "tests"
 cargo test --workspace --all-targets
+
+step "test bench down"
+trap - EXIT
+scripts/services/services.sh down
+# ... and so must a second `down`.
+scripts/services/services.sh down
 echo "make test: all steps passed in $((SECONDS - started))s" >&2

@@ -64,7 +64,7 @@ case "$cmd" in
     # Reverse of ALL_SERVICES, whatever order the names came in: dependents (frost, kafka-bridge)
     # stop before what they depend on.
     for ((i=${#ALL_SERVICES[@]}-1; i>=0; i--)); do
-      for s in "$@"; do [ "$s" = "${ALL_SERVICES[i]}" ] && down_one "$s"; done
+      for s in "$@"; do if [ "$s" = "${ALL_SERVICES[i]}" ]; then down_one "$s"; fi; done
     done ;;
   status)
     for s in "${ALL_SERVICES[@]}"; do
