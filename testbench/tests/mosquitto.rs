@@ -5,14 +5,10 @@
 //! Run with `scripts/services/services.sh up mosquitto` then
 //! `cargo test -p smartcity-testbench --test mosquitto`.
 
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration,
-    Transport,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
+use smartcity_connectors::mqtt::MqttConfig;
+use smartcity_connectors::tls::TlsConfig;
 use smartcity_testbench::{bench_var, unique};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
@@ -27,43 +23,24 @@ fn port(key: &str) -> u16 {
     bench_var(key).parse().unwrap_or_else(|e| panic!("{key} is not a port: {e}"))
 }
 
-fn pem_certs(key: &str) -> Vec<CertificateDer<'static>> {
-    let path = bench_var(key);
-    let pem = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {key}={path}: {e}"));
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| panic!("bad PEM in {path}: {e}"));
-    assert!(!certs.is_empty(), "no certificate in {key}={path}");
-    certs
-}
-
-fn pem_key(key: &str) -> PrivateKeyDer<'static> {
-    let path = bench_var(key);
-    let pem = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {key}={path}: {e}"));
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .unwrap_or_else(|e| panic!("bad PEM in {path}: {e}"))
-        .unwrap_or_else(|| panic!("no private key in {key}={path}"))
-}
-
-/// A verifying rustls config trusting only the bench CA (no insecure verifier), with the ring
-/// provider named explicitly as the project does (connectors/src/tls.rs).
-fn tls_config(client_cert: bool) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for cert in pem_certs("BENCH_TLS_CA") {
-        roots.add(cert).expect("bench CA certificate rejected by rustls");
-    }
-    let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots);
-    let config = if client_cert {
-        builder
-            .with_client_auth_cert(pem_certs("BENCH_TLS_CLIENT_CERT"), pem_key("BENCH_TLS_CLIENT_KEY"))
-            .expect("bench client certificate/key rejected by rustls")
-    } else {
-        builder.with_no_client_auth()
-    };
-    Arc::new(config)
+/// The project's own MQTT settings for the bench's TLS listener, turned into client options by
+/// `MqttConfig::options` (connectors/src/mqtt/config.rs and connectors/src/tls.rs): the CA is the
+/// only trust anchor, there is no insecure verifier. The password goes through `password_file`.
+fn tls_mqtt_config(id_prefix: &str, client_cert: bool, password: &str) -> MqttConfig {
+    let password_file = std::env::temp_dir().join(unique("mqtt-password"));
+    std::fs::write(&password_file, password).expect("write the password file");
+    let mut cfg = MqttConfig::new(&host(), port("BENCH_MQTTS_PORT"), &unique(id_prefix));
+    cfg.keep_alive_seconds = 10;
+    cfg.clean_session = true;
+    cfg.username = Some(bench_var("BENCH_MQTT_USER"));
+    cfg.password_file = Some(password_file);
+    cfg.tls = Some(TlsConfig {
+        ca_file: bench_var("BENCH_TLS_CA").into(),
+        client_cert_file: client_cert.then(|| bench_var("BENCH_TLS_CLIENT_CERT").into()),
+        client_key_file: client_cert.then(|| bench_var("BENCH_TLS_CLIENT_KEY").into()),
+    });
+    assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    cfg
 }
 
 fn plain_options(id_prefix: &str) -> MqttOptions {
@@ -73,11 +50,7 @@ fn plain_options(id_prefix: &str) -> MqttOptions {
 }
 
 fn tls_options(id_prefix: &str, client_cert: bool, password: &str) -> MqttOptions {
-    let mut opts = MqttOptions::new(unique(id_prefix), host(), port("BENCH_MQTTS_PORT"));
-    opts.set_keep_alive(Duration::from_secs(10));
-    opts.set_credentials(bench_var("BENCH_MQTT_USER"), password);
-    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls_config(client_cert))));
-    opts
+    tls_mqtt_config(id_prefix, client_cert, password).options().expect("bench TLS settings are usable")
 }
 
 /// A connected client whose event loop is polled continuously by a task; events (or the first
