@@ -11,19 +11,32 @@ use std::path::{Path, PathBuf};
 /// The shipped configuration, which is also the default.
 pub const DEFAULT_TOML: &str = include_str!("../../config/simulator.toml");
 
+/// MQTT client id when the file does not set one.
+pub const DEFAULT_CLIENT_ID: &str = "smartcity-simulator";
+
+/// Every section and field may be omitted: the defaults below are those of the shipped file
+/// (a test checks that an empty file and `config/simulator.toml` give the same configuration).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatorConfig {
+    #[serde(default)]
     pub simulation: SimulationConfig,
+    #[serde(default = "default_mqtt")]
     pub mqtt: MqttConfig,
     #[serde(default)]
     pub embedded_broker: EmbeddedBrokerConfig,
+    #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
     pub status: StatusConfig,
 }
 
+fn default_mqtt() -> MqttConfig {
+    MqttConfig::new("127.0.0.1", 1883, DEFAULT_CLIENT_ID)
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SimulationConfig {
     pub seed: u64,
     /// Generated sensors; 0 means the catalogue.
@@ -38,22 +51,52 @@ pub struct SimulationConfig {
     pub to: String,
 }
 
+impl Default for SimulationConfig {
+    fn default() -> Self {
+        SimulationConfig {
+            seed: 42,
+            sensors: 0,
+            catalogue: String::new(),
+            interval_seconds: 5.0,
+            speed: 1.0,
+            from: String::new(),
+            to: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8001)) }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct StatusConfig {
     pub interval_seconds: u64,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig { interval_seconds: 5 }
+    }
 }
 
 impl SimulatorConfig {
     /// Reads `path` (or the embedded defaults).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        config_file::load(path, DEFAULT_TOML)
+        let mut cfg: Self = config_file::load(path, DEFAULT_TOML)?;
+        if cfg.mqtt.client_id.is_empty() {
+            cfg.mqtt.client_id = DEFAULT_CLIENT_ID.into();
+        }
+        Ok(cfg)
     }
 
     /// Checks every value; `path` is only used to name the origin in messages.
@@ -129,6 +172,13 @@ mod tests {
         assert_eq!(c.metrics.listen.port(), 8001);
         assert_eq!(c.mqtt.topic_prefix, "city/sensors");
         assert!(c.embedded_broker.enabled);
+    }
+
+    #[test]
+    fn every_field_may_be_omitted() {
+        let path = std::env::temp_dir().join(format!("sim-empty-{}.toml", std::process::id()));
+        std::fs::write(&path, "# nothing: all defaults\n[mqtt]\nport = 1883\n").unwrap();
+        assert_eq!(SimulatorConfig::load(Some(&path)).unwrap(), SimulatorConfig::load(None).unwrap());
     }
 
     fn with(replace: &str, by: &str) -> String {

@@ -24,6 +24,8 @@ pub struct MqttConfig {
     #[serde(default = "default_port")]
     pub port: u16,
     /// Client id. Keep it stable: a persistent session (clean_session = false) is found by it.
+    /// Empty: the binary's default (`smartcity-simulator`, `smartcity-gateway`).
+    #[serde(default)]
     pub client_id: String,
     /// 0 at most once, 1 at least once (default), 2 exactly once.
     #[serde(default = "default_qos")]
