@@ -12,12 +12,18 @@
     precipitation: "mm", powerConsumption: "W",
   };
   const RATIOS = new Set(["occupancy", "relativeHumidity", "illuminanceLevel"]);
+  // The value charted in the history panel, per kind.
+  const MAIN = {
+    "traffic": "intensity", "air-quality": "pm10", "parking": "occupancy",
+    "noise": "LAeq", "weather": "temperature", "light": "powerConsumption",
+  };
   // Equirectangular projection scaled by cos(latitude), fitted to the viewBox.
   const LON0 = -61.25, LAT0 = 14.90, SCALE = 940, COS = Math.cos(14.65 * Math.PI / 180);
   const project = (lat, lon) => [(lon - LON0) * COS * SCALE + 10, (LAT0 - lat) * SCALE + 10];
   const svgNS = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
-  let selected = null;
+  // A sensor can be preselected with a link: http://127.0.0.1:8080/#traffic-fort-de-france-01
+  let selected = decodeURIComponent(location.hash.slice(1)) || null;
 
   $("land").setAttribute("points", window.MARTINIQUE_OUTLINE.map(([lon, lat]) => project(lat, lon).join(",")).join(" "));
   for (const [name, lat, lon] of window.MARTINIQUE_TOWNS) {
@@ -51,7 +57,7 @@
         m.setAttribute("class", "marker");
         m.setAttribute("r", 6);
         m.dataset.sensorId = r.id;
-        m.addEventListener("click", () => { selected = r.id; refresh(); });
+        m.addEventListener("click", () => select(r.id));
         m.appendChild(document.createElementNS(svgNS, "title"));
         markers.appendChild(m);
       }
@@ -67,9 +73,37 @@
     $("sensors").innerHTML = readings.map((r) => {
       const age = Math.max(0, Math.round((now - Date.parse(r.observedAt)) / 1000));
       const vals = Object.entries(r.values).map(([k, v]) => escapeHtml(fmt(k, v))).join(" · ");
-      return `<tr class="${r.id === selected ? "selected" : ""}"><td><i style="color:${COLORS[r.type]}">●</i> ${escapeHtml(r.id)}<br><span class="values">${escapeHtml(r.commune)} · #${r.seq}</span></td><td class="values">${vals}</td><td>${age}s</td></tr>`;
+      return `<tr data-id="${escapeHtml(r.id)}" class="${r.id === selected ? "selected" : ""}"><td><i style="color:${COLORS[r.type]}">●</i> ${escapeHtml(r.id)}<br><span class="values">${escapeHtml(r.commune)} · #${r.seq}</span></td><td class="values">${vals}</td><td>${age}s</td></tr>`;
     }).join("");
     $("status").textContent = `${readings.length} sensors · updated ${new Date().toLocaleTimeString()}`;
+  }
+
+  function select(id) {
+    selected = id;
+    history.replaceState(null, "", `#${encodeURIComponent(id)}`);
+    refresh();
+  }
+  $("sensors").addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-id]");
+    if (row) select(row.dataset.id);
+  });
+
+  // The selected sensor's recent readings, as a line of its main value.
+  async function drawHistory() {
+    if (!selected) return;
+    const res = await fetch(`/api/sensors/${encodeURIComponent(selected)}/history`, { cache: "no-store" });
+    if (!res.ok) { $("history").hidden = true; return; }
+    const readings = await res.json();
+    if (readings.length === 0) return;
+    const key = MAIN[readings[0].type];
+    const values = readings.map((r) => Number(r.values[key]));
+    const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
+    const step = values.length > 1 ? 440 / (values.length - 1) : 0;
+    const points = values.map((v, i) => `${(i * step).toFixed(1)},${(85 - (v - lo) / span * 80).toFixed(1)}`).join(" ");
+    $("history-chart").innerHTML = `<polyline class="history" points="${points}"></polyline>`;
+    $("history-title").textContent =
+      `${selected} · ${fmt(key, values[values.length - 1])} (last ${values.length} readings, min ${lo}, max ${hi})`;
+    $("history").hidden = false;
   }
 
   async function refresh() {
@@ -77,6 +111,7 @@
       const res = await fetch("/api/readings", { cache: "no-store" });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       render(await res.json());
+      await drawHistory();
       $("error").textContent = "";
     } catch (e) {
       $("error").textContent = `gateway unreachable: ${e.message}`;

@@ -99,10 +99,21 @@ async fn dashboard_shows_a_marker_per_sensor_in_headless_chromium() {
         assert!(dom.contains(&format!("data-sensor-id=\"{id}\"")), "marker for {id}");
     }
 
+    // A link to a sensor opens its history chart.
+    let http = demo.http.clone();
+    let dom =
+        tokio::task::spawn_blocking(move || chromium(&["--dump-dom", &format!("{http}/#noise-fort-de-france-01")]))
+            .await
+            .unwrap();
+    assert!(dom.contains("<polyline class=\"history\""), "history chart drawn for the linked sensor");
+    assert!(dom.contains("noise-fort-de-france-01 · LAeq"), "history title names the sensor and value");
+
     let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard.png");
     let http = demo.http.clone();
     let arg = format!("--screenshot={}", shot.display());
-    tokio::task::spawn_blocking(move || chromium(&[&arg, &format!("{http}/")])).await.unwrap();
+    tokio::task::spawn_blocking(move || chromium(&[&arg, &format!("{http}/#traffic-fort-de-france-01")]))
+        .await
+        .unwrap();
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", shot.display());
     demo.stop.cancel();
