@@ -2,15 +2,24 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Structured logs on stderr, filtered by `RUST_LOG` (default `info`). The embedded broker's own
-/// logs are off by default (it reports every client hanging up as an error); its bind failures are
-/// checked and reported by us. `RUST_LOG=info,rumqttd=debug` shows them.
+/// Environment variable selecting the log format: `json` (one JSON object per line, for log
+/// shippers) or anything else for human-readable text.
+pub const LOG_FORMAT_ENV: &str = "SMARTCITY_LOG_FORMAT";
+
+/// Structured logs on stderr, filtered by `RUST_LOG` (default `info`), as text or JSON lines
+/// (`SMARTCITY_LOG_FORMAT=json`). The embedded broker's own logs are off by default (it reports
+/// every client hanging up as an error); its bind failures are checked and reported by us.
+/// `RUST_LOG=info,rumqttd=debug` shows them.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
     // stderr: stdout is for what a command prints as its result (e.g. `--check-config`).
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
+    let _ = if std::env::var(LOG_FORMAT_ENV).is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, so every task can finish its work and exit cleanly.
