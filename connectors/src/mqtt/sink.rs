@@ -124,11 +124,17 @@ async fn drive(
                 backoff.reset();
                 let mut t = lock(&tracker);
                 t.connections += 1;
-                if t.connections > 1 && !ack.session_present && !t.inflight.is_empty() {
-                    let lost = t.inflight.len();
+                if t.connections > 1 && !ack.session_present && t.pending() > 0 {
+                    // rumqttc drops everything it held for the old session (in flight, and the
+                    // requests it drained from its channel when the connection broke). Count them all
+                    // as lost: conservative (a publish blocked on the channel at that moment still
+                    // goes out, uncounted), and it keeps the FIFO aligned with what is really sent.
+                    let lost = t.pending();
                     t.inflight.clear();
+                    t.queued.clear();
                     metrics.errors.with_label_values(&[SINK]).inc_by(lost as u64);
                     tracing::error!("{url}: broker lost our session; {lost} readings it never acknowledged are lost");
+                    drained.notify_waiters();
                 }
                 tracing::info!("publishing to {url} (session present: {})", ack.session_present);
             }
