@@ -12,3 +12,4 @@ for k in readings_per_second_one_core memory_bytes_per_sensor average_json_bytes
   printf '%-32s %14s %14s %8s\n' "$k" "$r" "$p" "$(awk -v r="$r" -v p="$p" 'BEGIN { printf "%.2f", r / p }')"
 done
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
+echo; echo "== sinks (bench/sinks.sh) =="; bench/sinks.sh

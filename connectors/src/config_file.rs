@@ -44,3 +44,31 @@ pub fn check(path: Option<&Path>, section: &str, problems: Vec<(&'static str, St
         }),
     }
 }
+
+/// Deserializes either one table (`[mqtt]`, the single-broker form) or an array of tables
+/// (`[[mqtt]]`) into a list, keeping the TOML parser's own messages (field, line, column).
+pub fn one_or_many<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct OneOrMany<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for OneOrMany<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a table or an array of tables")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Vec<T>, A::Error> {
+            serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Vec<T>, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|one| vec![one])
+        }
+    }
+
+    deserializer.deserialize_any(OneOrMany(std::marker::PhantomData))
+}

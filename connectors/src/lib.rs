@@ -6,11 +6,20 @@
 //! (the Prometheus families every sink and source reports), [`runtime`] (logging, signals).
 
 pub mod config_file;
+pub mod fanout;
 pub mod http;
+pub mod http_client;
+pub mod influxdb;
+pub mod kafka;
+pub mod kafka_rest;
 pub mod metrics;
 pub mod mqtt;
+pub mod pulsar;
 pub mod retry;
 pub mod runtime;
+pub mod secret;
+pub mod sink;
+pub mod sinks;
 pub mod tls;
 
 /// What went wrong talking to a server, sorted once for every connector: retry it, set the

@@ -29,14 +29,20 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registr
     c
 }
 
-/// What every sink reports.
+/// What every sink reports, each family labelled by `sink` (the sink's configured name).
 #[derive(Clone)]
 pub struct SinkMetrics {
-    /// Readings the server acknowledged, by kind and sink.
+    /// Readings acknowledged by the server, by kind and sink.
     pub published: IntCounterVec,
-    /// Failed or abandoned writes, by sink.
+    /// Failed write or connection attempts, by sink and reason (see `sink::Reason`).
     pub errors: IntCounterVec,
-    /// From handing a reading to the client to the server's acknowledgement.
+    /// Readings abandoned, by sink and why (`overflow`, `rejected`, `shutdown`).
+    pub dropped: IntCounterVec,
+    /// Readings waiting in the sink's queue.
+    pub queue: IntGaugeVec,
+    /// 1 while the sink's last write or connection succeeded.
+    pub up: IntGaugeVec,
+    /// Duration of one write (a batch), from handing it to the client to the server's acknowledgement.
     pub latency: HistogramVec,
 }
 
@@ -51,14 +57,38 @@ impl SinkMetrics {
         )
         .expect("valid metric definition");
         let errors = IntCounterVec::new(
-            Opts::new(format!("smartcity_{component}_publish_errors_total"), "Failed or abandoned writes."),
+            Opts::new(
+                format!("smartcity_{component}_publish_errors_total"),
+                "Failed write or connection attempts, by reason.",
+            ),
+            &["sink", "reason"],
+        )
+        .expect("valid metric definition");
+        let dropped = IntCounterVec::new(
+            Opts::new(
+                format!("smartcity_{component}_readings_dropped_total"),
+                "Readings abandoned: queue overflow (drop policy), refused by the server, or unsent at shutdown.",
+            ),
+            &["sink", "reason"],
+        )
+        .expect("valid metric definition");
+        let queue = IntGaugeVec::new(
+            Opts::new(format!("smartcity_{component}_sink_queue_readings"), "Readings waiting in the sink's queue."),
+            &["sink"],
+        )
+        .expect("valid metric definition");
+        let up = IntGaugeVec::new(
+            Opts::new(
+                format!("smartcity_{component}_sink_up"),
+                "1 while the sink's last write or connection succeeded.",
+            ),
             &["sink"],
         )
         .expect("valid metric definition");
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 format!("smartcity_{component}_publish_duration_seconds"),
-                "Time from handing a reading to the client until the server acknowledged it.",
+                "Duration of one write (a batch of readings) until the server acknowledged it.",
             )
             .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["sink"],
@@ -67,6 +97,9 @@ impl SinkMetrics {
         SinkMetrics {
             published: register(registry, published),
             errors: register(registry, errors),
+            dropped: register(registry, dropped),
+            queue: register(registry, queue),
+            up: register(registry, up),
             latency: register(registry, latency),
         }
     }

@@ -27,6 +27,11 @@ impl Backoff {
 
     /// Records a failure talking to `server`, logs it when due, and waits before the next attempt.
     pub async fn failed(&mut self, server: &str, error: impl Display) {
+        self.failed_after(server, error, None).await
+    }
+
+    /// As [`Backoff::failed`], waiting at least `at_least` (a server's `Retry-After`) when given.
+    pub async fn failed_after(&mut self, server: &str, error: impl Display, at_least: Option<Duration>) {
         self.failures += 1;
         if self.failures == 1 || self.failures.is_multiple_of(30) {
             tracing::warn!(
@@ -35,7 +40,7 @@ impl Backoff {
                 self.delay
             );
         }
-        tokio::time::sleep(self.delay).await;
+        tokio::time::sleep(at_least.map_or(self.delay, |d| d.clamp(self.delay, Duration::from_secs(300)))).await;
         self.delay = (self.delay * 2).min(MAX);
     }
 }

@@ -9,12 +9,20 @@ pub const LOG_FORMAT_ENV: &str = "SMARTCITY_LOG_FORMAT";
 /// Structured logs on stderr, filtered by `RUST_LOG` (default `info`), as text or JSON lines
 /// (`SMARTCITY_LOG_FORMAT=json`). The embedded broker's own logs are off by default (it reports
 /// every client hanging up as an error); its bind failures are checked and reported by us.
-/// `RUST_LOG=info,rumqttd=debug` shows them.
+/// `RUST_LOG=info,rumqttd=debug` shows them. The Pulsar client's reconnection chatter is kept to
+/// errors: our sink logs its own connections and failures with the sink's name.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,pulsar=error"));
     // stderr: stdout is for what a command prints as its result (e.g. `--check-config`).
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
+    // Colour codes only on a terminal: `simulator > log` or a pipe gets plain text.
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     let _ = if std::env::var(LOG_FORMAT_ENV).is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         builder.json().try_init()
     } else {

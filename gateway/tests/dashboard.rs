@@ -24,7 +24,7 @@ async fn start_demo() -> Demo {
     let (mqtt_port, metrics_port, http_port) = (free_port(), free_port(), free_port());
     let mut sim = SimulatorConfig::load(None).unwrap();
     sim.embedded_broker.listen = format!("127.0.0.1:{mqtt_port}").parse().unwrap();
-    sim.mqtt.port = mqtt_port;
+    sim.mqtt[0].port = mqtt_port;
     sim.metrics.listen = format!("127.0.0.1:{metrics_port}").parse().unwrap();
     sim.status.interval_seconds = 0;
     let mut gw = GatewayConfig::load(None).unwrap();
@@ -32,11 +32,11 @@ async fn start_demo() -> Demo {
     gw.mqtt.client_id = format!("gw-test-{mqtt_port}");
     gw.http.listen = format!("127.0.0.1:{http_port}").parse().unwrap();
 
+    smartcity_connectors::mqtt::EmbeddedBroker::start(&sim.embedded_broker).expect("embedded broker");
     let stop = CancellationToken::new();
     let catalogue = smartcity_simulator::build_catalogue(&sim).unwrap();
     let s = stop.clone();
     tokio::spawn(async move { smartcity_simulator::run(sim, catalogue, s).await.expect("simulator runs") });
-    // The broker lives in the simulator: give it a moment, the gateway retries anyway.
     let s = stop.clone();
     tokio::spawn(async move { smartcity_gateway::run(gw, s).await.expect("gateway runs") });
     Demo { http: format!("http://127.0.0.1:{http_port}"), mqtt_port, stop }

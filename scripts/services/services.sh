@@ -57,7 +57,8 @@ case "$cmd" in
   up)
     [ $# -gt 0 ] || set -- "${ALL_SERVICES[@]}"
     for s in "$@"; do up_one "$s"; done
-    log "env file: $BENCH_DIR/env" ;;
+    log "env file: $BENCH_DIR/env"
+    "$REPO_ROOT/scripts/services/simulator-config.sh" ;;
   down)
     [ $# -gt 0 ] || set -- "${ALL_SERVICES[@]}"
     for s in "$@"; do load_svc "$s"; done  # unknown names fail before anything stops

@@ -13,9 +13,15 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "simulator", version)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// TOML configuration file (default: the built-in copy of config/simulator.toml).
-    #[arg(long, short, env = "SMARTCITY_SIMULATOR_CONFIG")]
+    #[arg(long, short, global = true, env = "SMARTCITY_SIMULATOR_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Refuse to start when any sink fails its check (by default a failing sink keeps retrying
+    /// in the background while the others run).
+    #[arg(long)]
+    pub strict: bool,
     /// Validate the configuration and the catalogue, print a summary, and exit without touching the network.
     #[arg(long)]
     pub check_config: bool,
@@ -60,6 +66,14 @@ pub struct Cli {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+/// What to do instead of simulating.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Connect to every configured sink and print one row each (reachable, TLS, authenticated,
+    /// topic or bucket usable); exit 1 if any row fails. Sends no readings.
+    Check,
+}
+
 impl Cli {
     /// Applies the overrides given on the command line to `cfg`.
     pub fn apply(&self, cfg: &mut SimulatorConfig) {
@@ -87,25 +101,27 @@ impl Cli {
         if let Some(v) = &self.to {
             s.to = v.clone();
         }
-        let m = &mut cfg.mqtt;
-        if let Some(v) = &self.mqtt_host {
-            m.host = v.clone();
-        }
-        if let Some(v) = self.mqtt_port {
-            m.port = v;
-        }
-        if let Some(v) = self.qos {
-            m.qos = v;
-        }
-        if self.no_embedded_broker {
-            cfg.embedded_broker.enabled = false;
+        // The first MQTT broker is the one the command line talks about.
+        if let Some(m) = cfg.mqtt.first_mut() {
+            if let Some(v) = &self.mqtt_host {
+                m.host = v.clone();
+            }
+            if let Some(v) = self.mqtt_port {
+                m.port = v;
+            }
+            if let Some(v) = self.qos {
+                m.qos = v;
+            }
+            // The simulator publishes to its own broker unless told otherwise.
+            if let (Some(v), None) = (self.broker_listen, self.mqtt_port) {
+                m.port = v.port();
+            }
         }
         if let Some(v) = self.broker_listen {
             cfg.embedded_broker.listen = v;
-            // The simulator publishes to its own broker unless told otherwise.
-            if self.mqtt_port.is_none() {
-                m.port = v.port();
-            }
+        }
+        if self.no_embedded_broker {
+            cfg.embedded_broker.enabled = false;
         }
         if let Some(v) = self.metrics_listen {
             cfg.metrics.listen = v;

@@ -4,7 +4,13 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use smartcity_connectors::config_file::{self, ConfigError};
+use smartcity_connectors::influxdb::InfluxConfig;
+use smartcity_connectors::kafka::KafkaConfig;
+use smartcity_connectors::kafka_rest::KafkaRestConfig;
 use smartcity_connectors::mqtt::{EmbeddedBrokerConfig, MqttConfig};
+use smartcity_connectors::pulsar::PulsarConfig;
+use smartcity_connectors::sinks::SinkConfig;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -21,8 +27,21 @@ pub const DEFAULT_CLIENT_ID: &str = "smartcity-simulator";
 pub struct SimulatorConfig {
     #[serde(default)]
     pub simulation: SimulationConfig,
-    #[serde(default = "default_mqtt")]
-    pub mqtt: MqttConfig,
+    /// MQTT brokers: `[[mqtt]]` tables, or one `[mqtt]` table.
+    #[serde(default = "default_mqtt", deserialize_with = "config_file::one_or_many")]
+    pub mqtt: Vec<MqttConfig>,
+    /// Kafka clusters (native protocol), `[[kafka]]`.
+    #[serde(default)]
+    pub kafka: Vec<KafkaConfig>,
+    /// Kafka REST proxies (Confluent v2 API, as Redpanda's HTTP proxy), `[[kafka_rest]]`.
+    #[serde(default)]
+    pub kafka_rest: Vec<KafkaRestConfig>,
+    /// Pulsar clusters, `[[pulsar]]`.
+    #[serde(default)]
+    pub pulsar: Vec<PulsarConfig>,
+    /// InfluxDB v2 servers, `[[influxdb]]`.
+    #[serde(default)]
+    pub influxdb: Vec<InfluxConfig>,
     #[serde(default)]
     pub embedded_broker: EmbeddedBrokerConfig,
     #[serde(default)]
@@ -31,8 +50,8 @@ pub struct SimulatorConfig {
     pub status: StatusConfig,
 }
 
-fn default_mqtt() -> MqttConfig {
-    MqttConfig::new("127.0.0.1", 1883, DEFAULT_CLIENT_ID)
+fn default_mqtt() -> Vec<MqttConfig> {
+    vec![MqttConfig::new("127.0.0.1", 1883, DEFAULT_CLIENT_ID)]
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -93,8 +112,15 @@ impl SimulatorConfig {
     /// Reads `path` (or the embedded defaults).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut cfg: Self = config_file::load(path, DEFAULT_TOML)?;
-        if cfg.mqtt.client_id.is_empty() {
-            cfg.mqtt.client_id = DEFAULT_CLIENT_ID.into();
+        for (i, m) in cfg.mqtt.iter_mut().enumerate() {
+            if m.name.is_empty() {
+                m.name = if i == 0 { "mqtt".into() } else { format!("mqtt-{}", i + 1) };
+            }
+            if m.client_id.is_empty() {
+                // Two connections with one client id take each other's session: one id per broker entry.
+                m.client_id =
+                    if m.name == "mqtt" { DEFAULT_CLIENT_ID.into() } else { format!("{DEFAULT_CLIENT_ID}-{}", m.name) };
+            }
         }
         Ok(cfg)
     }
@@ -126,16 +152,44 @@ impl SimulatorConfig {
             }
         }
         config_file::check(path, "simulation", sim)?;
-        if self.mqtt.enabled {
-            config_file::check(path, "mqtt", self.mqtt.problems())?;
+        let mut names = HashSet::new();
+        let mut index: std::collections::HashMap<&str, usize> = Default::default();
+        for sink in self.all_sinks() {
+            let i = index.entry(sink.protocol()).or_default();
+            let section = format!("{}[{i}]", sink.protocol());
+            *i += 1;
+            if !sink.enabled() {
+                continue;
+            }
+            config_file::check(path, &section, sink.problems())?;
+            if sink.name().trim().is_empty() || !names.insert(sink.name().to_string()) {
+                let why = format!("`{}` must be a non-empty name no other sink has", sink.name());
+                config_file::check(path, &section, vec![("name", why)])?;
+            }
         }
         if self.embedded_broker.enabled && self.embedded_broker.max_payload_bytes < 1024 {
             config_file::check(path, "embedded_broker", vec![("max_payload_bytes", "must be at least 1024".into())])?;
         }
-        if !self.mqtt.enabled {
-            config_file::check(path, "mqtt", vec![("enabled", "no sink is enabled: enable `mqtt`".into())])?;
+        if names.is_empty() {
+            let why = "no sink is enabled: enable an `[[mqtt]]`, `[[kafka]]`, `[[kafka_rest]]`, `[[pulsar]]` or `[[influxdb]]`";
+            config_file::check(path, "", vec![("enabled", why.into())])?;
         }
         Ok(())
+    }
+
+    /// Every configured sink, enabled or not, in config order by protocol.
+    pub fn all_sinks(&self) -> Vec<SinkConfig<'_>> {
+        let mut all: Vec<SinkConfig<'_>> = self.mqtt.iter().map(SinkConfig::Mqtt).collect();
+        all.extend(self.kafka.iter().map(SinkConfig::Kafka));
+        all.extend(self.kafka_rest.iter().map(SinkConfig::KafkaRest));
+        all.extend(self.pulsar.iter().map(SinkConfig::Pulsar));
+        all.extend(self.influxdb.iter().map(SinkConfig::Influx));
+        all
+    }
+
+    /// The sinks readings go to.
+    pub fn sinks(&self) -> Vec<SinkConfig<'_>> {
+        self.all_sinks().into_iter().filter(SinkConfig::enabled).collect()
     }
 
     pub fn from(&self) -> Option<DateTime<Utc>> {
@@ -170,7 +224,9 @@ mod tests {
         let c = SimulatorConfig::load(None).unwrap();
         c.validate(None).unwrap();
         assert_eq!(c.metrics.listen.port(), 8001);
-        assert_eq!(c.mqtt.topic_prefix, "city/sensors");
+        assert_eq!(c.mqtt[0].topic_prefix, "city/sensors");
+        assert_eq!(c.mqtt[0].name, "mqtt");
+        assert_eq!(c.sinks().len(), 1);
         assert!(c.embedded_broker.enabled);
     }
 
@@ -199,10 +255,59 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_the_field() {
         assert!(with("speed = 1.0", "speed = 0.0").contains("`simulation.speed`"));
-        assert!(with("qos = 1", "qos = 7").contains("`mqtt.qos`"));
+        assert!(with("qos = 1", "qos = 7").contains("`mqtt[0].qos`"));
         assert!(with("speed = 1.0", "sped = 1.0").contains("unknown field `sped`"));
         assert!(with("from = \"\"", "from = \"yesterday\"").contains("`simulation.from`"));
         assert!(with("port = 1883", "port = \"x\"").contains("port"));
         assert!(with("listen = \"127.0.0.1:8001\"", "listen = \"nowhere\"").contains("listen"));
+    }
+
+    fn load_text(text: &str) -> Result<SimulatorConfig, String> {
+        let dir = std::env::temp_dir().join(format!("simcfg-text-{}-{}", std::process::id(), text.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sinks.toml");
+        std::fs::write(&path, text).unwrap();
+        let cfg = SimulatorConfig::load(Some(&path)).map_err(|e| e.to_string())?;
+        cfg.validate(Some(&path)).map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn several_brokers_get_their_own_names_and_client_ids() {
+        let c = load_text(
+            "[[mqtt]]\nport = 1884\n[[mqtt]]\nname = \"tls\"\nport = 8884\n[mqtt.queue]\noverflow = \"drop\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.mqtt.len(), 2);
+        assert_eq!((c.mqtt[0].name.as_str(), c.mqtt[0].client_id.as_str()), ("mqtt", "smartcity-simulator"));
+        assert_eq!((c.mqtt[1].name.as_str(), c.mqtt[1].client_id.as_str()), ("tls", "smartcity-simulator-tls"));
+        assert_eq!(c.mqtt[1].queue.overflow, smartcity_connectors::fanout::Overflow::Drop);
+        // The single-table form of earlier versions still works.
+        assert_eq!(load_text("[mqtt]\nport = 1884\n").unwrap().mqtt[0].port, 1884);
+    }
+
+    #[test]
+    fn every_protocol_is_configurable_and_names_are_unique() {
+        let c = load_text("[[kafka]]\n[[kafka_rest]]\n[[pulsar]]\n[[influxdb]]\n[[mqtt]]\nenabled = false\n").unwrap();
+        let names: Vec<_> = c.sinks().iter().map(|s| s.name().to_string()).collect();
+        assert_eq!(names, ["kafka", "kafka-rest", "pulsar", "influxdb"]);
+        let err = load_text("[[pulsar]]\n[[pulsar]]\n").unwrap_err();
+        assert!(err.contains("`pulsar[1].name`"), "{err}");
+        let err = load_text("[[mqtt]]\nenabled = false\n").unwrap_err();
+        assert!(err.contains("no sink is enabled"), "{err}");
+    }
+
+    #[test]
+    fn bad_sink_settings_name_the_file_the_field_and_the_reason() {
+        let err = load_text("[[kafka]]\nbootstrap = \"x\"\n").unwrap_err();
+        assert!(err.contains("sinks.toml") && err.contains("unknown field `bootstrap`"), "{err}");
+        let err = load_text("[[mqtt]]\n[mqtt.tls]\nca_file = \"/nonexistent/ca.pem\"\n").unwrap_err();
+        assert!(err.contains("`mqtt[0].tls`") && err.contains("/nonexistent/ca.pem"), "{err}");
+        let err = load_text("[[pulsar]]\nurl = \"pulsar//nowhere\"\n").unwrap_err();
+        assert!(err.contains("`pulsar[0].url`"), "{err}");
+        let err = load_text("[[kafka]]\ntopic_template = \"\"\n").unwrap_err();
+        assert!(err.contains("`kafka[0].topic_template`"), "{err}");
+        let err = load_text("[[influxdb]]\nurl = \"not a url\"\n").unwrap_err();
+        assert!(err.contains("`influxdb[0].url`"), "{err}");
     }
 }

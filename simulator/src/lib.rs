@@ -11,4 +11,4 @@ pub mod config;
 pub mod run;
 
 pub use config::SimulatorConfig;
-pub use run::{build_catalogue, run, SimError, Summary};
+pub use run::{build_catalogue, check, check_table, run, CheckRow, SimError, Summary};

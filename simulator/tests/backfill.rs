@@ -34,7 +34,7 @@ async fn one_hour_backfill_arrives_complete_and_in_sequence() {
 
     let mut cfg = SimulatorConfig::load(None).unwrap();
     cfg.embedded_broker.enabled = false;
-    cfg.mqtt.port = port;
+    cfg.mqtt[0].port = port;
     cfg.metrics.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     cfg.status.interval_seconds = 0;
     cfg.simulation.interval_seconds = 60.0;
@@ -52,7 +52,7 @@ async fn one_hour_backfill_arrives_complete_and_in_sequence() {
     // 10:00 to 11:00 inclusive at 1-minute steps: 61 ticks of 10 sensors.
     assert_eq!(summary.generated, 610);
     assert_eq!(summary.published, 610, "every reading acknowledged by the broker");
-    assert_eq!(summary.unacknowledged, 0);
+    assert_eq!(summary.unsent, 0);
 
     let mut next_seq: HashMap<String, u64> = HashMap::new();
     let mut received = 0;

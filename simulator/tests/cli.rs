@@ -48,3 +48,30 @@ fn invalid_file_or_value_names_the_file_and_field_and_fails() {
     let (ok, _, text) = simulator(&["--catalogue", catalogue.to_str().unwrap(), "--check-config"]);
     assert!(!ok && text.contains("cat.toml") && text.contains("Paris"), "{text}");
 }
+
+/// Bad sink settings are refused by `--check-config` (no network) with the file, the field and the
+/// reason, and exit code 2.
+#[test]
+fn bad_sink_settings_are_refused_with_file_field_and_reason() {
+    let dir = std::env::temp_dir().join(format!("sim-cli-sinks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sinks.toml");
+    let cases = [
+        ("[[kafka]]\nbootstrap = \"127.0.0.1:9092\"\n", "unknown field `bootstrap`"),
+        ("[[mqtt]]\n[mqtt.tls]\nca_file = \"/nonexistent/ca.pem\"\n", "`mqtt[0].tls`"),
+        ("[[kafka]]\nsecurity_protocol = \"sasl_ssl\"\nusername = \"u\"\n[kafka.tls]\nca_file = \"/nonexistent/kafka-ca.pem\"\n", "/nonexistent/kafka-ca.pem"),
+        ("[[pulsar]]\nurl = \"pulsar//127.0.0.1:6650\"\n", "`pulsar[0].url`"),
+        ("[[kafka_rest]]\nurl = \"http://[::1\"\n", "`kafka_rest[0].url`"),
+        ("[[influxdb]]\nurl = \"not a url\"\n", "`influxdb[0].url`"),
+        ("[[kafka]]\ntopic_template = \"\"\n", "`kafka[0].topic_template`"),
+        ("[[pulsar]]\ntopic_template = \" \"\n", "`pulsar[0].topic_template`"),
+        ("[[mqtt]]\nname = \"a\"\n[[mqtt]]\nname = \"a\"\nport = 1884\n", "`mqtt[1].name`"),
+        ("[[mqtt]]\n[mqtt.queue]\noverflow = \"sometimes\"\n", "sometimes"),
+    ];
+    for (toml, expected) in cases {
+        std::fs::write(&path, toml).unwrap();
+        let (ok, code, text) = simulator(&["--config", path.to_str().unwrap(), "--check-config"]);
+        assert!(!ok && code == 2, "exit code 2 for:\n{toml}\n{text}");
+        assert!(text.contains("sinks.toml") && text.contains(expected), "names {expected}:\n{toml}\n{text}");
+    }
+}

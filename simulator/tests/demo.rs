@@ -16,40 +16,106 @@ fn need(tool: &str) {
     assert!(found, "`{tool}` is not installed: run `make setup` (make test does it for you)");
 }
 
+/// The simulator as a child process whose stderr goes to a file, so that a failure can show it.
+struct Simulator {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Simulator {
+    /// Starts the binary on free ports; starts again on other ports if the ones picked were taken
+    /// meanwhile (another process may grab a port between our probe and the simulator's bind).
+    fn start() -> (Self, u16, u16) {
+        for attempt in 0..5 {
+            let (mqtt, metrics) = (free_port(), free_port());
+            let log = std::env::temp_dir().join(format!("demo-sim-{}-{attempt}.log", std::process::id()));
+            let child = Command::new(env!("CARGO_BIN_EXE_simulator"))
+                .args([
+                    "--broker-listen",
+                    &format!("127.0.0.1:{mqtt}"),
+                    "--metrics-listen",
+                    &format!("127.0.0.1:{metrics}"),
+                ])
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("simulator starts");
+            let mut sim = Simulator { child, log };
+            // Ready once its metrics answer: by then the broker is up and the sinks are built.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Some(status) = sim.child.try_wait().unwrap() {
+                    let log = sim.log_text();
+                    assert!(
+                        log.contains("cannot listen") || log.contains("cannot serve"),
+                        "simulator exited ({status}):\n{log}"
+                    );
+                    break; // a port was taken: try other ones
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", metrics)).is_ok() {
+                    return (sim, mqtt, metrics);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("the simulator could not start on free ports in 5 attempts");
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test]
 async fn ten_sensors_of_six_kinds_within_15_s_then_clean_exit() {
     need("mosquitto_sub");
     need("promtool");
-    let (mqtt, metrics) = (free_port(), free_port());
     let started = Instant::now();
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_simulator"))
-        .args(["--broker-listen", &format!("127.0.0.1:{mqtt}"), "--metrics-listen", &format!("127.0.0.1:{metrics}")])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("simulator starts");
+    let (mut sim, mqtt, metrics) = Simulator::start();
 
-    // Retry while the broker comes up; read until 10 sensors of 6 kinds, at most 15 s after start.
+    // One subscriber for the whole test, read line by line until 10 sensors of 6 kinds or 15 s.
+    let mut sub = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &mqtt.to_string(), "-t", "city/sensors/#", "-v", "-q", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub runs");
+    let stdout = sub.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut ids = HashSet::new();
     let mut kinds = BTreeSet::new();
-    while started.elapsed() < Duration::from_secs(15) && (ids.len() < 10 || kinds.len() < 6) {
-        let out = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &mqtt.to_string(), "-t", "city/sensors/#", "-v", "-W", "6", "-C", "20"])
-            .output()
-            .expect("mosquitto_sub runs");
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let (topic, payload) = line.split_once(' ').expect("-v prints `topic payload`");
-            let reading =
-                smartcity_model::codec::json::decode(payload.as_bytes()).unwrap_or_else(|e| panic!("{e}: {payload}"));
-            assert_eq!(topic, format!("city/sensors/{}/{}", reading.kind(), reading.sensor_id));
-            kinds.insert(reading.kind());
-            ids.insert(reading.sensor_id);
-        }
+    let deadline = started + Duration::from_secs(15);
+    while ids.len() < 10 || kinds.len() < 6 {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else { break };
+        let (topic, payload) = line.split_once(' ').expect("-v prints `topic payload`");
+        let reading =
+            smartcity_model::codec::json::decode(payload.as_bytes()).unwrap_or_else(|e| panic!("{e}: {payload}"));
+        assert_eq!(topic, format!("city/sensors/{}/{}", reading.kind(), reading.sensor_id));
+        kinds.insert(reading.kind());
+        ids.insert(reading.sensor_id);
     }
+    let _ = sub.kill();
+    let sub_err = sub.wait_with_output().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).unwrap_or_default();
     assert!(
         ids.len() >= 10 && kinds.len() == 6,
-        "after {:?}: {} sensors, kinds {kinds:?}",
+        "after {:?}: {} sensors, kinds {kinds:?}\nmosquitto_sub stderr: {sub_err}\nsimulator log:\n{}",
         started.elapsed(),
-        ids.len()
+        ids.len(),
+        sim.log_text()
     );
 
     let exposition = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics")).await.unwrap().text().await.unwrap();
@@ -80,15 +146,15 @@ async fn ten_sensors_of_six_kinds_within_15_s_then_clean_exit() {
     );
 
     // Graceful shutdown: SIGTERM → flush, disconnect, exit 0.
-    let pid = sim.id().to_string();
+    let pid = sim.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
-        if let Some(s) = sim.try_wait().unwrap() {
+        if let Some(s) = sim.child.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "simulator did not stop within 15 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(status.success(), "exit status after SIGTERM: {status}\n{}", sim.log_text());
 }

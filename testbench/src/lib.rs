@@ -44,3 +44,7 @@ pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
+
+pub mod gate;
+pub mod readback;
+pub mod sim_config;

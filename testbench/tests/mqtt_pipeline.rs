@@ -54,15 +54,17 @@ async fn simulator_over_tls_to_mosquitto_to_gateway_loses_nothing() {
     std::fs::write(&password_file, bench_var("BENCH_MQTT_PASSWORD")).unwrap();
     let mut sim = SimulatorConfig::load(None).unwrap();
     sim.embedded_broker.enabled = false;
-    sim.mqtt = MqttConfig::new(&host, bench_var("BENCH_MQTTS_PORT").parse().unwrap(), &unique("sim"));
-    sim.mqtt.topic_prefix = prefix;
-    sim.mqtt.username = Some(bench_var("BENCH_MQTT_USER"));
-    sim.mqtt.password_file = Some(password_file);
-    sim.mqtt.tls = Some(TlsConfig {
+    let mut mqtt = MqttConfig::new(&host, bench_var("BENCH_MQTTS_PORT").parse().unwrap(), &unique("sim"));
+    mqtt.name = "mosquitto-tls".into();
+    mqtt.topic_prefix = prefix;
+    mqtt.username = Some(bench_var("BENCH_MQTT_USER"));
+    mqtt.password_file = Some(password_file);
+    mqtt.tls = Some(TlsConfig {
         ca_file: bench_var("BENCH_TLS_CA").into(),
         client_cert_file: Some(bench_var("BENCH_TLS_CLIENT_CERT").into()),
         client_key_file: Some(bench_var("BENCH_TLS_CLIENT_KEY").into()),
     });
+    sim.mqtt = vec![mqtt];
     sim.metrics.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     sim.status.interval_seconds = 0;
     sim.simulation.interval_seconds = 60.0;
@@ -77,7 +79,7 @@ async fn simulator_over_tls_to_mosquitto_to_gateway_loses_nothing() {
     .await
     .expect("the backfill finishes")
     .expect("the simulator publishes over mutual TLS");
-    assert_eq!((summary.generated, summary.published, summary.unacknowledged), (310, 310, 0));
+    assert_eq!((summary.generated, summary.published, summary.unsent), (310, 310, 0));
 
     // Every reading arrives at the gateway: 31 per sensor, seq 0..=30, no gap, no stale.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -1,5 +1,6 @@
 //! Settings of an MQTT client connection (sink or source).
 
+use crate::fanout::QueueConfig;
 use crate::tls::{self, TlsConfig};
 use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
 use serde::Deserialize;
@@ -7,13 +8,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Environment variable that overrides the MQTT password (never put it in a file you commit).
+/// Default environment variable that overrides the MQTT password (never put it in a file you commit).
 pub const PASSWORD_ENV: &str = "SMARTCITY_MQTT_PASSWORD";
 
 /// An MQTT broker to talk to.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
+    /// Name of this connection in logs and in the `sink` label of metrics; unique among the sinks.
+    /// Empty: `mqtt`.
+    #[serde(default)]
+    pub name: String,
     /// Use this connection at all.
     #[serde(default = "default_enabled")]
     pub enabled: bool,
@@ -49,12 +54,23 @@ pub struct MqttConfig {
     /// User name, if the broker requires one.
     #[serde(default)]
     pub username: Option<String>,
-    /// File holding the password (first line). `SMARTCITY_MQTT_PASSWORD` overrides it.
+    /// Environment variable holding the password; it overrides `password_file`. Give each broker
+    /// its own variable when they have different passwords.
+    #[serde(default = "default_password_env")]
+    pub password_env: String,
+    /// File holding the password (first line).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// TLS; plain TCP when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The publishing queue, when this connection is a sink (ignored by a subscriber).
+    #[serde(default)]
+    pub queue: QueueConfig,
+}
+
+fn default_password_env() -> String {
+    PASSWORD_ENV.into()
 }
 
 fn default_enabled() -> bool {
@@ -86,6 +102,7 @@ impl MqttConfig {
     /// A plain connection to `host:port` with every other setting at its default.
     pub fn new(host: &str, port: u16, client_id: &str) -> Self {
         MqttConfig {
+            name: String::new(),
             enabled: true,
             host: host.into(),
             port,
@@ -97,8 +114,10 @@ impl MqttConfig {
             max_packet_bytes: default_max_packet(),
             inflight: default_inflight(),
             username: None,
+            password_env: default_password_env(),
             password_file: None,
             tls: None,
+            queue: QueueConfig::default(),
         }
     }
 
@@ -132,6 +151,13 @@ impl MqttConfig {
         if self.password_file.is_some() && self.username.is_none() {
             p.push(("password_file", "needs `username` too".into()));
         }
+        p.extend(crate::secret::file_problem("password_file", self.password_file.as_deref()));
+        if let Some(t) = &self.tls {
+            if let Err(e) = tls::client_config(t) {
+                p.push(("tls", e.to_string()));
+            }
+        }
+        p.extend(self.queue.problems());
         p
     }
 
@@ -144,15 +170,7 @@ impl MqttConfig {
     }
 
     fn password(&self) -> Result<Option<String>, String> {
-        if let Ok(p) = std::env::var(PASSWORD_ENV) {
-            return Ok(Some(p));
-        }
-        match &self.password_file {
-            None => Ok(None),
-            Some(path) => std::fs::read_to_string(path)
-                .map(|s| Some(s.lines().next().unwrap_or("").to_string()))
-                .map_err(|e| format!("cannot read password_file {}: {e}", path.display())),
-        }
+        crate::secret::read(&self.password_env, self.password_file.as_deref())
     }
 
     /// rumqttc options for this config (reads the password and the TLS files).

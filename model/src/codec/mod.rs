@@ -2,3 +2,4 @@
 //! codes) are derived here, never stored in [`crate::Reading`].
 
 pub mod json;
+pub mod line_protocol;

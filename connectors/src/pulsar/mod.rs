@@ -1,0 +1,11 @@
+//! Apache Pulsar: a producing sink (and, later, a consuming source).
+//!
+//! Topic layout (from the original system): `persistent://public/default/smartcity-{kind}` with the
+//! kind's Pulsar name (`airquality`, no dash); message key = sensor id, so a Key_Shared
+//! subscription keeps each sensor's readings in order; event time = `observedAt`.
+
+pub mod config;
+pub mod sink;
+
+pub use config::PulsarConfig;
+pub use sink::PulsarSink;

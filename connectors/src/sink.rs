@@ -1,0 +1,263 @@
+//! The shape every sink has, whatever its protocol, so that the fan-out stage ([`crate::fanout`])
+//! drives them all the same way and retry, back-off, metrics and shutdown are written once.
+//!
+//! A sink is built from its config without touching the network (`XxxSink::new(&cfg, telemetry)`):
+//! it connects lazily on the first `send` and reconnects by itself, so a server that is down at
+//! startup holds back nobody. Each `send` resolves once the server has acknowledged what it took;
+//! the [`Outcome`] says which readings of the batch to try again and which the server refused for
+//! good. Everything else counts as published.
+
+use crate::metrics::SinkMetrics;
+use smartcity_model::{Reading, SensorKind};
+use std::future::Future;
+use std::time::Duration;
+
+/// A destination of readings. Implemented once per protocol (`mqtt/sink.rs`, `kafka/sink.rs`, ...).
+pub trait Sink: Send + 'static {
+    /// Writes `batch` and waits for the server's acknowledgement of it.
+    fn send(&mut self, batch: &[Reading]) -> impl Future<Output = Outcome> + Send;
+
+    /// Connects and checks that writing would work (reachable, TLS, authenticated, topic or bucket
+    /// usable) without writing any reading. `Ok` carries a short description of what was checked.
+    fn check(&mut self) -> impl Future<Output = Result<String, Failure>> + Send;
+
+    /// Flushes what the client still buffers and disconnects.
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Why a write failed, sorted into a small fixed set (the `reason` label of the error metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The server cannot be reached (refused, unreachable, DNS, connection reset).
+    Connect,
+    /// The TLS handshake failed (unknown CA, wrong host name, missing client certificate).
+    Tls,
+    /// The server refused our credentials.
+    Auth,
+    /// No answer in time.
+    Timeout,
+    /// The server is there but failed or is busy (5xx, 429, broker-side errors).
+    Server,
+    /// The server refused the data itself (4xx other than auth): retrying it unchanged cannot help.
+    Rejected,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Connect => "connect",
+            Reason::Tls => "tls",
+            Reason::Auth => "auth",
+            Reason::Timeout => "timeout",
+            Reason::Server => "server",
+            Reason::Rejected => "rejected",
+        }
+    }
+
+    pub const ALL: [Reason; 6] =
+        [Reason::Connect, Reason::Tls, Reason::Auth, Reason::Timeout, Reason::Server, Reason::Rejected];
+}
+
+/// What went wrong in one write, for the log and the metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub reason: Reason,
+    /// One line a user can act on: what failed, and the server's own words where it gave any.
+    pub message: String,
+    /// The server asked us to wait this long before trying again (HTTP `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Failure { reason, message: message.into(), retry_after: None }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.message)
+    }
+}
+
+/// The result of one `send`: indices into the batch of the readings that were not taken.
+/// A reading in neither list was acknowledged by the server.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outcome {
+    /// To send again after a back-off (transient failure).
+    pub retry: Vec<usize>,
+    /// Refused for good by the server: logged, counted as dropped, never retried.
+    pub rejected: Vec<usize>,
+    /// What went wrong, when anything did.
+    pub failure: Option<Failure>,
+}
+
+impl Outcome {
+    /// Every reading taken.
+    pub fn ok() -> Self {
+        Outcome::default()
+    }
+
+    /// The whole batch of `len` readings must be tried again.
+    pub fn retry_all(len: usize, failure: Failure) -> Self {
+        Outcome { retry: (0..len).collect(), rejected: Vec::new(), failure: Some(failure) }
+    }
+
+    /// The whole batch of `len` readings was refused for good.
+    pub fn reject_all(len: usize, failure: Failure) -> Self {
+        Outcome { retry: Vec::new(), rejected: (0..len).collect(), failure: Some(failure) }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.retry.is_empty() && self.rejected.is_empty()
+    }
+}
+
+/// A sink's handle on the shared metrics, bound to its configured name (the `sink` label).
+#[derive(Clone)]
+pub struct SinkTelemetry {
+    pub name: String,
+    metrics: SinkMetrics,
+}
+
+impl SinkTelemetry {
+    /// Binds `metrics` to the sink `name` and exposes every label combination at zero.
+    pub fn new(metrics: &SinkMetrics, name: &str) -> Self {
+        for k in SensorKind::ALL {
+            metrics.published.with_label_values(&[k.as_str(), name]);
+        }
+        for r in Reason::ALL {
+            metrics.errors.with_label_values(&[name, r.as_str()]);
+        }
+        for why in ["overflow", "rejected", "shutdown"] {
+            metrics.dropped.with_label_values(&[name, why]);
+        }
+        metrics.queue.with_label_values(&[name]);
+        metrics.up.with_label_values(&[name]);
+        SinkTelemetry { name: name.to_string(), metrics: metrics.clone() }
+    }
+
+    pub fn published(&self, kind: SensorKind, n: u64) {
+        self.metrics.published.with_label_values(&[kind.as_str(), &self.name]).inc_by(n);
+    }
+
+    /// One failed write attempt (or connection attempt).
+    pub fn error(&self, reason: Reason) {
+        self.metrics.errors.with_label_values(&[&self.name, reason.as_str()]).inc();
+    }
+
+    /// Readings abandoned: `why` is `overflow` (queue full, `drop` policy), `rejected` (refused by the
+    /// server) or `shutdown` (still queued when the stop deadline passed).
+    pub fn dropped(&self, why: &'static str, n: u64) {
+        self.metrics.dropped.with_label_values(&[&self.name, why]).inc_by(n);
+    }
+
+    pub fn set_queue(&self, readings: usize) {
+        self.metrics.queue.with_label_values(&[&self.name]).set(readings as i64);
+    }
+
+    /// 1 once a write or connection succeeded, 0 after one failed.
+    pub fn set_up(&self, up: bool) {
+        self.metrics.up.with_label_values(&[&self.name]).set(up as i64);
+    }
+
+    pub fn observe_latency(&self, seconds: f64) {
+        self.metrics.latency.with_label_values(&[&self.name]).observe(seconds);
+    }
+
+    pub fn published_total(&self) -> u64 {
+        SensorKind::ALL.iter().map(|k| self.metrics.published.with_label_values(&[k.as_str(), &self.name]).get()).sum()
+    }
+
+    pub fn errors_total(&self) -> u64 {
+        Reason::ALL.iter().map(|r| self.metrics.errors.with_label_values(&[&self.name, r.as_str()]).get()).sum()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        ["overflow", "rejected", "shutdown"]
+            .iter()
+            .map(|w| self.metrics.dropped.with_label_values(&[self.name.as_str(), w]).get())
+            .sum()
+    }
+
+    pub fn queue(&self) -> i64 {
+        self.metrics.queue.with_label_values(&[&self.name]).get()
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.metrics.up.with_label_values(&[&self.name]).get() == 1
+    }
+}
+
+/// Sorts an error message of a client library into a [`Reason`] by the words it uses: the clients
+/// (reqwest, rdkafka, pulsar, rumqttc) do not share an error type, but their messages do.
+pub fn classify(message: &str) -> Reason {
+    let m = message.to_ascii_lowercase();
+    if ["certificate", "tls", "ssl", "handshake", "unknownissuer", "notvalidforname"].iter().any(|w| m.contains(w)) {
+        Reason::Tls
+    } else if ["auth", "password", "credential", "not authorized", "notauthorized", "unauthorized", "401", "403"]
+        .iter()
+        .any(|w| m.contains(w))
+    {
+        Reason::Auth
+    } else if m.contains("timed out") || m.contains("timeout") {
+        Reason::Timeout
+    } else {
+        Reason::Connect
+    }
+}
+
+/// The topic of a reading's kind: `{kind}` in `template` replaced by `kind_name` (the protocol's
+/// name of the kind: `air-quality` on Kafka, `airquality` on Pulsar). A template without `{kind}`
+/// sends every kind to one topic.
+pub fn expand_topic(template: &str, kind_name: &str) -> String {
+    template.replace("{kind}", kind_name)
+}
+
+/// Why `template` cannot name topics, if it cannot: empty, blank, or an unknown `{placeholder}`.
+pub fn topic_template_problem(template: &str) -> Option<String> {
+    if template.trim().is_empty() {
+        return Some("must not be empty (e.g. \"{kind}\")".into());
+    }
+    let rest = template.replace("{kind}", "");
+    if rest.contains(['{', '}']) {
+        return Some(format!("`{template}`: the only placeholder is {{kind}}"));
+    }
+    if template.chars().any(char::is_whitespace) {
+        return Some(format!("`{template}` must not contain spaces"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_templates() {
+        assert_eq!(expand_topic("smartcity-{kind}", "airquality"), "smartcity-airquality");
+        assert_eq!(expand_topic("all", "traffic"), "all");
+        assert!(topic_template_problem("").is_some());
+        assert!(topic_template_problem("{kind").is_some());
+        assert!(topic_template_problem("{type}").is_some());
+        assert!(topic_template_problem("{kind}").is_none());
+    }
+
+    #[test]
+    fn classifies_client_messages() {
+        assert_eq!(classify("Connection refused (os error 111)"), Reason::Connect);
+        assert_eq!(classify("invalid peer certificate: UnknownIssuer"), Reason::Tls);
+        assert_eq!(classify("SASL authentication error: Authentication failed"), Reason::Auth);
+        assert_eq!(classify("Connection refused: NotAuthorized"), Reason::Auth);
+        assert_eq!(classify("operation timed out"), Reason::Timeout);
+    }
+
+    #[test]
+    fn outcomes() {
+        assert!(Outcome::ok().is_ok());
+        let o = Outcome::retry_all(3, Failure::new(Reason::Connect, "down"));
+        assert_eq!(o.retry, vec![0, 1, 2]);
+        assert!(!o.is_ok());
+        assert_eq!(Outcome::reject_all(2, Failure::new(Reason::Rejected, "400")).rejected, vec![0, 1]);
+    }
+}

@@ -1,0 +1,141 @@
+//! Every protocol's sink behind one enum, so a binary builds, checks and drives any mix of them
+//! from its config without trait objects: [`SinkConfig`] borrows one configured sink,
+//! [`AnySink`] is the built one.
+
+use crate::fanout::QueueConfig;
+use crate::influxdb::{InfluxConfig, InfluxSink};
+use crate::kafka::{KafkaConfig, KafkaSink};
+use crate::kafka_rest::{KafkaRestConfig, KafkaRestSink};
+use crate::mqtt::{MqttConfig, MqttSink};
+use crate::pulsar::{PulsarConfig, PulsarSink};
+use crate::sink::{Failure, Outcome, Sink, SinkTelemetry};
+use smartcity_model::Reading;
+
+/// One configured sink, whatever its protocol.
+#[derive(Debug, Clone, Copy)]
+pub enum SinkConfig<'a> {
+    Mqtt(&'a MqttConfig),
+    Kafka(&'a KafkaConfig),
+    KafkaRest(&'a KafkaRestConfig),
+    Pulsar(&'a PulsarConfig),
+    Influx(&'a InfluxConfig),
+}
+
+impl SinkConfig<'_> {
+    /// The config section: `mqtt`, `kafka`, `kafka_rest`, `pulsar`, `influxdb`.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            SinkConfig::Mqtt(_) => "mqtt",
+            SinkConfig::Kafka(_) => "kafka",
+            SinkConfig::KafkaRest(_) => "kafka_rest",
+            SinkConfig::Pulsar(_) => "pulsar",
+            SinkConfig::Influx(_) => "influxdb",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            SinkConfig::Mqtt(c) => &c.name,
+            SinkConfig::Kafka(c) => &c.name,
+            SinkConfig::KafkaRest(c) => &c.name,
+            SinkConfig::Pulsar(c) => &c.name,
+            SinkConfig::Influx(c) => &c.name,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        match self {
+            SinkConfig::Mqtt(c) => c.enabled,
+            SinkConfig::Kafka(c) => c.enabled,
+            SinkConfig::KafkaRest(c) => c.enabled,
+            SinkConfig::Pulsar(c) => c.enabled,
+            SinkConfig::Influx(c) => c.enabled,
+        }
+    }
+
+    /// The server, for logs and `check` (never a credential).
+    pub fn address(&self) -> String {
+        match self {
+            SinkConfig::Mqtt(c) => c.url(),
+            SinkConfig::Kafka(c) => c.address(),
+            SinkConfig::KafkaRest(c) => c.address(),
+            SinkConfig::Pulsar(c) => c.address(),
+            SinkConfig::Influx(c) => c.address(),
+        }
+    }
+
+    pub fn queue(&self) -> &QueueConfig {
+        match self {
+            SinkConfig::Mqtt(c) => &c.queue,
+            SinkConfig::Kafka(c) => &c.queue,
+            SinkConfig::KafkaRest(c) => &c.queue,
+            SinkConfig::Pulsar(c) => &c.queue,
+            SinkConfig::Influx(c) => &c.queue,
+        }
+    }
+
+    /// Problems a user can fix in the file, as (field, message). No network.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        match self {
+            SinkConfig::Mqtt(c) => c.problems(),
+            SinkConfig::Kafka(c) => c.problems(),
+            SinkConfig::KafkaRest(c) => c.problems(),
+            SinkConfig::Pulsar(c) => c.problems(),
+            SinkConfig::Influx(c) => c.problems(),
+        }
+    }
+
+    /// Builds the sink (no network: it connects on its first write).
+    pub fn build(&self, telemetry: SinkTelemetry) -> Result<AnySink, String> {
+        Ok(match self {
+            SinkConfig::Mqtt(c) => AnySink::Mqtt(MqttSink::new(c, telemetry)?),
+            SinkConfig::Kafka(c) => AnySink::Kafka(KafkaSink::new(c, telemetry)?),
+            SinkConfig::KafkaRest(c) => AnySink::KafkaRest(KafkaRestSink::new(c, telemetry)?),
+            SinkConfig::Pulsar(c) => AnySink::Pulsar(PulsarSink::new(c, telemetry)?),
+            SinkConfig::Influx(c) => AnySink::Influx(InfluxSink::new(c, telemetry)?),
+        })
+    }
+}
+
+/// A built sink of any protocol.
+// One value per configured sink, built once and moved into its task: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum AnySink {
+    Mqtt(MqttSink),
+    Kafka(KafkaSink),
+    KafkaRest(KafkaRestSink),
+    Pulsar(PulsarSink),
+    Influx(InfluxSink),
+}
+
+impl Sink for AnySink {
+    async fn send(&mut self, batch: &[Reading]) -> Outcome {
+        match self {
+            AnySink::Mqtt(s) => s.send(batch).await,
+            AnySink::Kafka(s) => s.send(batch).await,
+            AnySink::KafkaRest(s) => s.send(batch).await,
+            AnySink::Pulsar(s) => s.send(batch).await,
+            AnySink::Influx(s) => s.send(batch).await,
+        }
+    }
+
+    async fn check(&mut self) -> Result<String, Failure> {
+        match self {
+            AnySink::Mqtt(s) => s.check().await,
+            AnySink::Kafka(s) => s.check().await,
+            AnySink::KafkaRest(s) => s.check().await,
+            AnySink::Pulsar(s) => s.check().await,
+            AnySink::Influx(s) => s.check().await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            AnySink::Mqtt(s) => s.close().await,
+            AnySink::Kafka(s) => s.close().await,
+            AnySink::KafkaRest(s) => s.close().await,
+            AnySink::Pulsar(s) => s.close().await,
+            AnySink::Influx(s) => s.close().await,
+        }
+    }
+}
