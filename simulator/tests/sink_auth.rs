@@ -7,7 +7,7 @@ mod common;
 use common::Sim;
 use smartcity_connectors::mqtt::MqttConfig;
 use smartcity_testbench::bench_var;
-use smartcity_testbench::readback::{self, distinct, Influx, MqttCollector};
+use smartcity_testbench::readback::{self, distinct, Influx, MqttCollector, Stamped};
 use smartcity_testbench::sim_config::{all_sinks, kafka_reader, Passwords, RunNames};
 use std::process::Command;
 use std::time::Duration;
@@ -64,8 +64,11 @@ async fn wrong_passwords_are_named_and_hold_back_nobody() {
     let wait = Duration::from_secs(60);
     let delivered = [
         ("mosquitto", mqtt.wait_for(N, wait).await),
-        ("kafka", readback::kafka(kafka_reader(), run.kafka_topics("kafka"), N, wait).await),
-        ("kafka-rest", readback::kafka(kafka_reader(), run.kafka_topics("kafka-rest"), N, wait).await),
+        ("kafka", readback::kafka(kafka_reader(), run.kafka_topics("kafka"), Stamped::ObservedAt, N, wait).await),
+        (
+            "kafka-rest",
+            readback::kafka(kafka_reader(), run.kafka_topics("kafka-rest"), Stamped::ByBroker, N, wait).await,
+        ),
         ("pulsar", readback::pulsar(run.pulsar_topics(), N, wait).await),
         ("influxdb", influx.seqs(&run.bucket(), "2026-01-11T00:00:00Z", "2026-01-12T00:00:00Z").await),
     ];

@@ -6,7 +6,7 @@
 use smartcity_connectors::mqtt::MqttConfig;
 use smartcity_connectors::tls::TlsConfig;
 use smartcity_testbench::bench_var;
-use smartcity_testbench::readback::{self, distinct, Influx, MqttCollector};
+use smartcity_testbench::readback::{self, distinct, Influx, MqttCollector, Stamped};
 use smartcity_testbench::sim_config::{all_sinks, kafka_reader, Passwords, RunNames};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -92,9 +92,15 @@ async fn a_backfill_reaches_all_seven_sinks_exactly() {
     let delivered = [
         ("mosquitto", plain.wait_for(N, wait).await),
         ("mosquitto-tls", tls.wait_for(N, wait).await),
-        ("kafka", readback::kafka(kafka_reader(), run.kafka_topics("kafka"), N, wait).await),
-        ("kafka-sasl", readback::kafka(kafka_reader(), run.kafka_topics("kafka-sasl"), N, wait).await),
-        ("kafka-rest", readback::kafka(kafka_reader(), run.kafka_topics("kafka-rest"), N, wait).await),
+        ("kafka", readback::kafka(kafka_reader(), run.kafka_topics("kafka"), Stamped::ObservedAt, N, wait).await),
+        (
+            "kafka-sasl",
+            readback::kafka(kafka_reader(), run.kafka_topics("kafka-sasl"), Stamped::ObservedAt, N, wait).await,
+        ),
+        (
+            "kafka-rest",
+            readback::kafka(kafka_reader(), run.kafka_topics("kafka-rest"), Stamped::ByBroker, N, wait).await,
+        ),
         ("pulsar", readback::pulsar(run.pulsar_topics(), N, wait).await),
         ("influxdb", influx.seqs(&run.bucket(), "2026-01-10T00:00:00Z", "2026-01-11T00:00:00Z").await),
     ];
