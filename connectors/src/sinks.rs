@@ -7,6 +7,7 @@ use crate::influxdb::{InfluxConfig, InfluxSink};
 use crate::kafka::{KafkaConfig, KafkaSink};
 use crate::kafka_rest::{KafkaRestConfig, KafkaRestSink};
 use crate::mqtt::{MqttConfig, MqttSink};
+use crate::ngsi_ld::{NgsiLdConfig, NgsiLdSink};
 use crate::pulsar::{PulsarConfig, PulsarSink};
 use crate::sink::{Failure, Outcome, Sink, SinkTelemetry};
 use smartcity_model::Reading;
@@ -19,10 +20,11 @@ pub enum SinkConfig<'a> {
     KafkaRest(&'a KafkaRestConfig),
     Pulsar(&'a PulsarConfig),
     Influx(&'a InfluxConfig),
+    NgsiLd(&'a NgsiLdConfig),
 }
 
 impl SinkConfig<'_> {
-    /// The config section: `mqtt`, `kafka`, `kafka_rest`, `pulsar`, `influxdb`.
+    /// The config section: `mqtt`, `kafka`, `kafka_rest`, `pulsar`, `influxdb`, `ngsi_ld`.
     pub fn protocol(&self) -> &'static str {
         match self {
             SinkConfig::Mqtt(_) => "mqtt",
@@ -30,6 +32,7 @@ impl SinkConfig<'_> {
             SinkConfig::KafkaRest(_) => "kafka_rest",
             SinkConfig::Pulsar(_) => "pulsar",
             SinkConfig::Influx(_) => "influxdb",
+            SinkConfig::NgsiLd(_) => "ngsi_ld",
         }
     }
 
@@ -40,6 +43,7 @@ impl SinkConfig<'_> {
             SinkConfig::KafkaRest(c) => &c.name,
             SinkConfig::Pulsar(c) => &c.name,
             SinkConfig::Influx(c) => &c.name,
+            SinkConfig::NgsiLd(c) => &c.name,
         }
     }
 
@@ -50,6 +54,7 @@ impl SinkConfig<'_> {
             SinkConfig::KafkaRest(c) => c.enabled,
             SinkConfig::Pulsar(c) => c.enabled,
             SinkConfig::Influx(c) => c.enabled,
+            SinkConfig::NgsiLd(c) => c.enabled,
         }
     }
 
@@ -61,6 +66,7 @@ impl SinkConfig<'_> {
             SinkConfig::KafkaRest(c) => c.address(),
             SinkConfig::Pulsar(c) => c.address(),
             SinkConfig::Influx(c) => c.address(),
+            SinkConfig::NgsiLd(c) => c.address(),
         }
     }
 
@@ -71,6 +77,7 @@ impl SinkConfig<'_> {
             SinkConfig::KafkaRest(c) => &c.queue,
             SinkConfig::Pulsar(c) => &c.queue,
             SinkConfig::Influx(c) => &c.queue,
+            SinkConfig::NgsiLd(c) => &c.queue,
         }
     }
 
@@ -82,6 +89,7 @@ impl SinkConfig<'_> {
             SinkConfig::KafkaRest(c) => c.problems(),
             SinkConfig::Pulsar(c) => c.problems(),
             SinkConfig::Influx(c) => c.problems(),
+            SinkConfig::NgsiLd(c) => c.problems(),
         }
     }
 
@@ -93,6 +101,7 @@ impl SinkConfig<'_> {
             SinkConfig::KafkaRest(c) => AnySink::KafkaRest(KafkaRestSink::new(c, telemetry)?),
             SinkConfig::Pulsar(c) => AnySink::Pulsar(PulsarSink::new(c, telemetry)?),
             SinkConfig::Influx(c) => AnySink::Influx(InfluxSink::new(c, telemetry)?),
+            SinkConfig::NgsiLd(c) => AnySink::NgsiLd(NgsiLdSink::new(c, telemetry)?),
         })
     }
 }
@@ -106,6 +115,7 @@ pub enum AnySink {
     KafkaRest(KafkaRestSink),
     Pulsar(PulsarSink),
     Influx(InfluxSink),
+    NgsiLd(NgsiLdSink),
 }
 
 impl Sink for AnySink {
@@ -116,6 +126,7 @@ impl Sink for AnySink {
             AnySink::KafkaRest(s) => s.send(batch).await,
             AnySink::Pulsar(s) => s.send(batch).await,
             AnySink::Influx(s) => s.send(batch).await,
+            AnySink::NgsiLd(s) => s.send(batch).await,
         }
     }
 
@@ -126,6 +137,7 @@ impl Sink for AnySink {
             AnySink::KafkaRest(s) => s.check().await,
             AnySink::Pulsar(s) => s.check().await,
             AnySink::Influx(s) => s.check().await,
+            AnySink::NgsiLd(s) => s.check().await,
         }
     }
 
@@ -136,6 +148,7 @@ impl Sink for AnySink {
             AnySink::KafkaRest(s) => s.close().await,
             AnySink::Pulsar(s) => s.close().await,
             AnySink::Influx(s) => s.close().await,
+            AnySink::NgsiLd(s) => s.close().await,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! HTTP: the live map dashboard (`/`), the JSON API, `/metrics` and `/healthz`.
+//! HTTP: the live map dashboard (`/`), the JSON API, the NGSI-LD @context, `/metrics` and `/healthz`.
 //! Everything the page needs is embedded in the binary: it works with no internet access.
 
 use crate::state::CityState;
@@ -22,11 +22,18 @@ pub fn router(state: Arc<CityState>, registry: Registry) -> Router {
         .route("/dashboard.js", get(|| async { javascript(DASHBOARD_JS) }))
         .route("/martinique.js", get(|| async { javascript(MARTINIQUE_JS) }))
         .route("/healthz", get(|| async { "ok\n" }))
+        // The JSON-LD context of our NGSI-LD entities, so that context brokers expand them without
+        // the internet (the default `context_url` of the simulator's NGSI-LD sinks).
+        .route("/ngsi-ld/context.jsonld", get(|| async { json_ld(smartcity_model::codec::ngsi_ld::CONTEXT_DOCUMENT) }))
         .route("/api/readings", get(latest))
         .route("/api/sensors/{id}/history", get(history))
         .route("/api/dead-letters", get(dead_letters))
         .with_state(state)
         .merge(smartcity_connectors::http::metrics_router(registry))
+}
+
+fn json_ld(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "application/ld+json")], body).into_response()
 }
 
 fn javascript(body: &'static str) -> Response {

@@ -9,6 +9,10 @@
 # class: URL and query parsing, JSON, validation and the PostGIS persistence are FROST's real code.
 # It is compiled once and cached in $BENCH_CACHE/frost (keyed by source and classpath).
 #
+# Plugins: the core model, the default result format, and the DataArray format
+# (FROST-Server.Plugin.FormatDataArray, which brings .Plugin.MultiDatastream as a dependency, left
+# disabled): it serves `POST /v1.1/CreateObservations`, the bulk write the SensorThings sink uses.
+#
 # Settings are FROST's usual environment variables (dots become underscores): serviceRootUrl,
 # persistence_* (schema created by Liquibase at start-up, persistence_autoUpdateDatabase=true).
 
@@ -24,7 +28,7 @@ frost_pom() {
   printf '%s\n' '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>' \
     '<groupId>smartcity.bench</groupId><artifactId>frost</artifactId><version>1</version><packaging>pom</packaging>' \
     '<dependencies>'
-  for a in FROST-Server.Core FROST-Server.SQLjooq FROST-Server.Plugin.CoreModel; do
+  for a in FROST-Server.Core FROST-Server.SQLjooq FROST-Server.Plugin.CoreModel FROST-Server.Plugin.FormatDataArray; do
     printf '<dependency><groupId>%s</groupId><artifactId>%s</artifactId><version>%s</version></dependency>\n' "$g" "$a" "$FROST_VERSION"
   done
   # JDBC driver (`provided` in FROST's own packaging) and a logging binding for FROST's slf4j 1.7.
@@ -82,8 +86,9 @@ svc_start() {
 }
 
 svc_ready() {
-  # Service document, then a collection: the second one needs the schema Liquibase created.
-  curl -fsS --max-time 5 "$FROST_ROOT/v1.1" | grep -q '"serverSettings"' \
+  # Service document (listing the DataArray conformance class: the plugin loaded), then a collection:
+  # the second one needs the schema Liquibase created.
+  curl -fsS --max-time 5 "$FROST_ROOT/v1.1" | grep -q '/req/data-array/data-array' \
     && curl -fsS --max-time 5 -o /dev/null "$FROST_ROOT/v1.1/Things"
 }
 

@@ -8,6 +8,7 @@ use smartcity_connectors::influxdb::InfluxConfig;
 use smartcity_connectors::kafka::KafkaConfig;
 use smartcity_connectors::kafka_rest::KafkaRestConfig;
 use smartcity_connectors::mqtt::{EmbeddedBrokerConfig, MqttConfig};
+use smartcity_connectors::ngsi_ld::NgsiLdConfig;
 use smartcity_connectors::pulsar::PulsarConfig;
 use smartcity_connectors::sinks::SinkConfig;
 use std::collections::HashSet;
@@ -42,6 +43,9 @@ pub struct SimulatorConfig {
     /// InfluxDB v2 servers, `[[influxdb]]`.
     #[serde(default)]
     pub influxdb: Vec<InfluxConfig>,
+    /// NGSI-LD context brokers (Orion-LD, Stellio), `[[ngsi_ld]]`: one entity per sensor.
+    #[serde(default)]
+    pub ngsi_ld: Vec<NgsiLdConfig>,
     #[serde(default)]
     pub embedded_broker: EmbeddedBrokerConfig,
     #[serde(default)]
@@ -171,7 +175,7 @@ impl SimulatorConfig {
             config_file::check(path, "embedded_broker", vec![("max_payload_bytes", "must be at least 1024".into())])?;
         }
         if names.is_empty() {
-            let why = "no sink is enabled: enable an `[[mqtt]]`, `[[kafka]]`, `[[kafka_rest]]`, `[[pulsar]]` or `[[influxdb]]`";
+            let why = "no sink is enabled: enable an `[[mqtt]]`, `[[kafka]]`, `[[kafka_rest]]`, `[[pulsar]]`, `[[influxdb]]` or `[[ngsi_ld]]`";
             config_file::check(path, "", vec![("enabled", why.into())])?;
         }
         Ok(())
@@ -184,6 +188,7 @@ impl SimulatorConfig {
         all.extend(self.kafka_rest.iter().map(SinkConfig::KafkaRest));
         all.extend(self.pulsar.iter().map(SinkConfig::Pulsar));
         all.extend(self.influxdb.iter().map(SinkConfig::Influx));
+        all.extend(self.ngsi_ld.iter().map(SinkConfig::NgsiLd));
         all
     }
 

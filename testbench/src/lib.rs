@@ -46,5 +46,6 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub mod gate;
+pub mod ngsi_ld_contract;
 pub mod readback;
 pub mod sim_config;

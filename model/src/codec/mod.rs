@@ -3,3 +3,5 @@
 
 pub mod json;
 pub mod line_protocol;
+pub mod ngsi_ld;
+pub mod sensorthings;

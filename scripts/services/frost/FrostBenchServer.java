@@ -53,7 +53,12 @@ public final class FrostBenchServer {
         props.setProperty("plugins.providedPlugins",
                 "de.fraunhofer.iosb.ilt.frostserver.plugin.coremodel.PluginCoreService,"
                 + "de.fraunhofer.iosb.ilt.frostserver.plugin.coremodel.PluginCoreModel,"
-                + "de.fraunhofer.iosb.ilt.frostserver.formatter.PluginResultFormatDefault");
+                + "de.fraunhofer.iosb.ilt.frostserver.formatter.PluginResultFormatDefault,"
+                + "de.fraunhofer.iosb.ilt.frostserver.plugin.format.dataarray.PluginResultFormatDataArray");
+        // The DataArray plugin (FROST-Server.Plugin.FormatDataArray) registers itself only when enabled:
+        // it adds `POST /v1.1/CreateObservations` (bulk Observations, one row per Observation) and
+        // `$resultFormat=dataArray`, and lists its conformance class in the service document.
+        props.setProperty("plugins.dataArray.enable", "true");
         // FROST 2.0.0's settings migrator fails when this key is unset (the war's web.xml sets it).
         props.setProperty("persistence.persistenceManagerImplementationClass",
                 "de.fraunhofer.iosb.ilt.frostserver.persistence.pgjooq.PostgresPersistenceManager");

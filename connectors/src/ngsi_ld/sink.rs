@@ -1,0 +1,263 @@
+//! Keeps one NGSI-LD entity per sensor up to date with batch upserts:
+//! `POST {url}/ngsi-ld/v1/entityOperations/upsert?options=update`, the body always an array.
+//!
+//! What each answer means for the readings of the request:
+//! - 201 (some created) or 204 (all updated): taken.
+//! - 207: the `errors` list names the entities that failed: only their readings are sent again.
+//!   Orion-LD's legacy 207 with an empty `errors` list (a mix of creations and updates) is a success.
+//! - 400 / 422: the broker refused the data; the readings are dropped, counted, and the broker's
+//!   ProblemDetails (`type`, `title`, `detail`) logged. 401 / 403: the token is refused (dropped).
+//! - 429, 503 (`LdContextNotAvailable` among others) and other 5xx, or no answer: sent again after a
+//!   back-off, honouring `Retry-After`.
+//!
+//! A batch holding several readings of one sensor sends only the latest: an entity holds the current
+//! state, and the older readings are taken once that upsert is.
+
+use super::config::{ContentMode, NgsiLdConfig};
+use crate::http_client;
+use crate::sink::{Failure, Outcome, Reason, Sink, SinkTelemetry};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK};
+use reqwest::StatusCode;
+use serde_json::Value;
+use smartcity_model::codec::ngsi_ld::{self, Form, Options};
+use smartcity_model::{Reading, SensorKind};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A context broker to upsert entities into. reqwest's pool connects on the first request.
+pub struct NgsiLdSink {
+    cfg: NgsiLdConfig,
+    client: reqwest::Client,
+    headers: HeaderMap,
+    upsert_url: String,
+}
+
+impl NgsiLdSink {
+    /// Reads the token and builds the HTTP client; no network.
+    pub fn new(cfg: &NgsiLdConfig, _telemetry: SinkTelemetry) -> Result<Self, String> {
+        let client = http_client::client(cfg.tls.as_ref(), Duration::from_secs(cfg.timeout_seconds))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        match cfg.content {
+            ContentMode::Json => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                let link = HeaderValue::from_str(&super::link_header(&cfg.context_url))
+                    .map_err(|e| format!("context_url cannot go in a Link header: {e}"))?;
+                headers.insert(LINK, link);
+            }
+            ContentMode::LdJson => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/ld+json"));
+            }
+        }
+        if let Some(tenant) = &cfg.tenant {
+            headers.insert("NGSILD-Tenant", HeaderValue::from_str(tenant).map_err(|e| format!("tenant: {e}"))?);
+        }
+        if let Some(token) = crate::secret::read(&cfg.token_env, cfg.token_file.as_deref())? {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                .map_err(|_| "the bearer token holds characters not allowed in a header".to_string())?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let upsert_url = format!("{}/ngsi-ld/v1/entityOperations/upsert?options=update", cfg.url.trim_end_matches('/'));
+        Ok(NgsiLdSink { cfg: cfg.clone(), client, headers, upsert_url })
+    }
+
+    fn options(&self) -> Options<'_> {
+        Options {
+            form: Form::Normalized,
+            context: (self.cfg.content == ContentMode::LdJson).then_some(self.cfg.context_url.as_str()),
+            // Validated to (0, 86400] by the config; a default instead of a panic all the same.
+            period: Duration::try_from_secs_f64(self.cfg.observation_period_seconds).unwrap_or(Duration::from_secs(5)),
+        }
+    }
+
+    /// One upsert of the entities `latest` (batch indices); the outcome in terms of those entities.
+    async fn upsert(&self, batch: &[Reading], latest: &[usize]) -> Answer {
+        let options = self.options();
+        let body: Vec<Value> = latest.iter().map(|&i| ngsi_ld::entity(&batch[i], &options)).collect();
+        let sent = self.client.post(&self.upsert_url).headers(self.headers.clone()).json(&body).send().await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Answer::Retry(http_client::transport_failure(&e)),
+        };
+        let status = response.status();
+        let retry_after = http_client::retry_after(response.headers());
+        let text = response.text().await.unwrap_or_default();
+        judge(status, retry_after, &text)
+    }
+}
+
+/// What one upsert answer means.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Taken,
+    /// 207: these entity ids failed (to send again), with the first error.
+    Partial(Vec<String>, Failure),
+    Retry(Failure),
+    Reject(Failure),
+}
+
+fn judge(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answer {
+    match status.as_u16() {
+        200 | 201 | 204 => Answer::Taken,
+        207 => match failed_entities(body) {
+            Ok(failed) if failed.is_empty() => Answer::Taken, // Orion-LD's legacy mixed create/update
+            Ok(failed) => {
+                let first = failed.first().map(|(id, why)| format!("{id}: {why}")).unwrap_or_default();
+                let message = format!("207: {} entities failed (first: {first})", failed.len());
+                Answer::Partial(failed.into_iter().map(|(id, _)| id).collect(), Failure::new(Reason::Server, message))
+            }
+            Err(why) => Answer::Retry(Failure::new(Reason::Server, format!("207 with an unreadable body ({why})"))),
+        },
+        401 | 403 => Answer::Reject(Failure::new(Reason::Auth, format!("{status}: {}", problem(body)))),
+        429 | 500..=599 => {
+            let mut f = Failure::new(Reason::Server, format!("{status}: {}", problem(body)));
+            f.retry_after = retry_after;
+            Answer::Retry(f)
+        }
+        _ => Answer::Reject(Failure::new(Reason::Rejected, format!("{status}: {}", problem(body)))),
+    }
+}
+
+/// A ProblemDetails body (`type`, `title`, `detail`) on one line, or an excerpt of whatever came.
+fn problem(body: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(body) else { return http_client::excerpt(body) };
+    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let (kind, title, detail) = (field("type"), field("title"), field("detail"));
+    if kind.is_empty() && title.is_empty() && detail.is_empty() {
+        return http_client::excerpt(body);
+    }
+    let short_type = kind.rsplit('/').next().unwrap_or(&kind).to_string();
+    [short_type, title, detail].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(": ")
+}
+
+/// The `errors` of a 207 batch answer as (entity id, why).
+fn failed_entities(body: &str) -> Result<Vec<(String, String)>, String> {
+    let v: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let Some(errors) = v.get("errors") else { return Ok(Vec::new()) };
+    let errors = errors.as_array().ok_or("`errors` is not an array")?;
+    errors
+        .iter()
+        .map(|e| {
+            let id = e.get("entityId").and_then(Value::as_str).ok_or("an error without `entityId`")?;
+            let why = e.get("error").map(|p| problem(&p.to_string())).unwrap_or_default();
+            Ok((id.to_string(), why))
+        })
+        .collect()
+}
+
+/// The entity of each reading, and for each entity the latest reading of the batch.
+fn latest_per_entity(batch: &[Reading]) -> (Vec<String>, Vec<usize>) {
+    let ids: Vec<String> = batch.iter().map(ngsi_ld::entity_id).collect();
+    let mut latest: HashMap<&str, usize> = HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let slot = latest.entry(id.as_str()).or_insert(i);
+        if batch[i].observed_at >= batch[*slot].observed_at {
+            *slot = i;
+        }
+    }
+    let mut chosen: Vec<usize> = latest.into_values().collect();
+    chosen.sort_unstable();
+    (ids, chosen)
+}
+
+impl Sink for NgsiLdSink {
+    async fn send(&mut self, batch: &[Reading]) -> Outcome {
+        let (ids, latest) = latest_per_entity(batch);
+        let mut outcome = Outcome::ok();
+        // The readings each failed entity stands for: every reading of the batch with that id.
+        let readings_of = |failed: &[&str]| -> Vec<usize> {
+            (0..batch.len()).filter(|&i| failed.contains(&ids[i].as_str())).collect()
+        };
+        let chunks: Vec<&[usize]> = latest.chunks(self.cfg.max_entities.max(1)).collect();
+        for (n, chunk) in chunks.iter().enumerate() {
+            let chunk_ids: Vec<&str> = chunk.iter().map(|&i| ids[i].as_str()).collect();
+            match self.upsert(batch, chunk).await {
+                Answer::Taken => {}
+                Answer::Partial(failed, f) => {
+                    let failed: Vec<&str> = failed.iter().map(String::as_str).filter(|id| chunk_ids.contains(id)).collect();
+                    outcome.retry.extend(readings_of(&failed));
+                    outcome.failure.get_or_insert(f);
+                }
+                Answer::Reject(f) => {
+                    outcome.rejected.extend(readings_of(&chunk_ids));
+                    outcome.failure.get_or_insert(f);
+                }
+                Answer::Retry(f) => {
+                    // The broker is away or busy: the rest of the batch would fare no better now.
+                    let rest: Vec<&str> = chunks[n..].iter().flat_map(|c| c.iter().map(|&i| ids[i].as_str())).collect();
+                    outcome.retry.extend(readings_of(&rest));
+                    outcome.failure = Some(f);
+                    break;
+                }
+            }
+        }
+        outcome.retry.sort_unstable();
+        outcome.rejected.sort_unstable();
+        outcome
+    }
+
+    async fn check(&mut self) -> Result<String, Failure> {
+        // Asking for entities of one of our types makes the broker expand it with our context: this
+        // is where a broker that cannot fetch the context answers 503 LdContextNotAvailable.
+        let kind = SensorKind::Traffic.smart_data_model();
+        let url = format!("{}/ngsi-ld/v1/entities?type={kind}&limit=1", self.cfg.url.trim_end_matches('/'));
+        let mut headers = self.headers.clone();
+        headers.remove(CONTENT_TYPE);
+        if self.cfg.content == ContentMode::LdJson {
+            // A GET carries no body: the context goes in a Link header whatever the content mode.
+            if let Ok(link) = HeaderValue::from_str(&super::link_header(&self.cfg.context_url)) {
+                headers.insert(LINK, link);
+            }
+        }
+        let response =
+            self.client.get(&url).headers(headers).send().await.map_err(|e| http_client::transport_failure(&e))?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        match status.as_u16() {
+            200 => Ok(format!(
+                "broker at {} answered a query for {kind} with the context {}",
+                self.cfg.address(),
+                self.cfg.context_url
+            )),
+            401 | 403 => Err(Failure::new(Reason::Auth, format!("{status}: {}", problem(&body)))),
+            _ => Err(Failure::new(Reason::Server, format!("{status}: {}", problem(&body)))),
+        }
+    }
+
+    async fn close(self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_judged_by_the_policy() {
+        assert_eq!(judge(StatusCode::CREATED, None, "[]"), Answer::Taken);
+        assert_eq!(judge(StatusCode::NO_CONTENT, None, ""), Answer::Taken);
+        assert_eq!(judge(StatusCode::MULTI_STATUS, None, r#"{"success":["a"],"errors":[]}"#), Answer::Taken);
+        let partial = judge(
+            StatusCode::MULTI_STATUS,
+            None,
+            r#"{"success":[],"errors":[{"entityId":"urn:a","error":{"type":"https://uri.etsi.org/ngsi-ld/errors/BadRequestData","title":"bad"}}]}"#,
+        );
+        assert!(matches!(&partial, Answer::Partial(ids, f) if ids == &["urn:a"] && f.message.contains("BadRequestData: bad")));
+        let busy = judge(StatusCode::SERVICE_UNAVAILABLE, Some(Duration::from_secs(2)), r#"{"type":"https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable","title":"cannot fetch"}"#);
+        assert!(matches!(&busy, Answer::Retry(f) if f.retry_after == Some(Duration::from_secs(2)) && f.message.contains("LdContextNotAvailable")));
+        assert!(matches!(judge(StatusCode::BAD_REQUEST, None, "{}"), Answer::Reject(f) if f.reason == Reason::Rejected));
+        assert!(matches!(judge(StatusCode::UNAUTHORIZED, None, ""), Answer::Reject(f) if f.reason == Reason::Auth));
+        assert!(matches!(judge(StatusCode::MULTI_STATUS, None, "nope"), Answer::Retry(_)));
+    }
+
+    #[test]
+    fn one_entity_per_sensor_its_latest_reading() {
+        let mut stream = smartcity_model::ReadingStream::new(smartcity_model::Catalogue::default_ten(), 1);
+        let mut batch = Vec::new();
+        stream.tick_into("2026-01-01T00:00:00Z".parse().unwrap(), &mut batch);
+        stream.tick_into("2026-01-01T00:00:05Z".parse().unwrap(), &mut batch);
+        let (ids, latest) = latest_per_entity(&batch);
+        assert_eq!(ids.len(), 20);
+        assert_eq!(latest, (10..20).collect::<Vec<_>>(), "the second tick is the latest of each sensor");
+    }
+}

@@ -1,0 +1,324 @@
+//! A strict NGSI-LD contract server, for tests only: no NGSI-LD broker (Orion-LD, Stellio, Scorpio)
+//! can be installed on this machine from the registries it reaches, so this answers as the NGSI-LD
+//! specification (ETSI GS CIM 009) and as Orion-LD and Stellio do for what our sink sends, and
+//! refuses what they refuse:
+//!
+//! - `Content-Type` other than `application/json` / `application/ld+json`: 415.
+//! - `application/json` without exactly one context `Link` header, or a Link without
+//!   `type="application/ld+json"` (Stellio), or an `@context` member in an entity: 400 BadRequestData.
+//! - `application/ld+json` with a context Link header, or an entity without `@context`: 400.
+//! - a body that is not a JSON array: 400. A JSON `null` anywhere: 400 (Orion-LD refuses nulls).
+//! - an entity whose `id` is not a URI, without `type`, whose `location` is not a GeoJSON Point in
+//!   [lon, lat] order inside Martinique's bounding box, with an `observedAt` not in UTC with `Z`, or a
+//!   measured Property without the `unitCode` the conventions require: reported in a 207 `errors` list.
+//!
+//! It keeps what it accepted (merged attribute by attribute, as `options=update` does) so that tests
+//! read entities back with `GET /ngsi-ld/v1/entities/{id}` and `GET /ngsi-ld/v1/entities?type=`.
+//! Faults can be injected: the next N upserts answer 503, or 400, or a 207 failing chosen entities.
+//! The `legacy_207` flavour answers a mixed create/update with Orion-LD's legacy 207 and an empty
+//! `errors` list instead of 201.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+const CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
+
+/// Measured attributes that must carry a `unitCode` (the conventions' UN/CEFACT table).
+const NEEDS_UNIT: &[&str] = &[
+    "occupancy",
+    "averageVehicleSpeed",
+    "pm10",
+    "pm25",
+    "no2",
+    "o3",
+    "co",
+    "so2",
+    "LAeq",
+    "LAmax",
+    "LAS",
+    "temperature",
+    "relativeHumidity",
+    "atmosphericPressure",
+    "windSpeed",
+    "windDirection",
+    "precipitation",
+    "illuminanceLevel",
+    "powerConsumption",
+];
+
+/// A fault to answer instead of processing an upsert.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// 503 ServiceUnavailable with `Retry-After: 0`... as a busy broker.
+    Unavailable,
+    /// 400 with a ProblemDetails body.
+    BadRequest,
+    /// Process the request, but report these entity ids as failed in a 207.
+    FailEntities(Vec<String>),
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Entities by tenant, then id.
+    entities: HashMap<String, BTreeMap<String, Map<String, Value>>>,
+    faults: VecDeque<Fault>,
+    /// Every upsert received: (entity ids in the body, status answered).
+    upserts: Vec<(Vec<String>, u16)>,
+    legacy_207: bool,
+}
+
+/// A running contract server.
+#[derive(Clone)]
+pub struct ContractServer {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl ContractServer {
+    /// Starts on a free loopback port. `legacy_207`: answer mixed create/update as old Orion-LD.
+    pub async fn start(legacy_207: bool) -> Self {
+        let inner = Arc::new(Mutex::new(Inner { legacy_207, ..Default::default() }));
+        let app = Router::new()
+            .route("/ngsi-ld/v1/entityOperations/upsert", post(upsert))
+            .route("/ngsi-ld/v1/entities", get(query))
+            .route("/ngsi-ld/v1/entities/{id}", get(one))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("contract server binds");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("contract server runs") });
+        ContractServer { addr, inner }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next upserts answer these faults, one each, in order.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.inner.lock().unwrap().faults.extend(faults);
+    }
+
+    /// Every upsert so far: (entity ids, status).
+    pub fn upserts(&self) -> Vec<(Vec<String>, u16)> {
+        self.inner.lock().unwrap().upserts.clone()
+    }
+}
+
+fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Response {
+    let body = json!({"type": format!("https://uri.etsi.org/ngsi-ld/errors/{kind}"), "title": title, "detail": detail});
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
+}
+
+fn bad(detail: impl Into<String>) -> Response {
+    problem(StatusCode::BAD_REQUEST, "BadRequestData", "Bad request", &detail.into())
+}
+
+/// The context Link headers of a request, and whether each declares `type="application/ld+json"`.
+fn context_links(headers: &HeaderMap) -> Vec<bool> {
+    headers
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter(|l| l.contains(CONTEXT_REL))
+        .map(|l| l.replace(' ', "").contains("type=\"application/ld+json\""))
+        .collect()
+}
+
+fn tenant(headers: &HeaderMap) -> String {
+    headers.get("ngsild-tenant").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}
+
+fn has_null(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.iter().any(has_null),
+        Value::Object(o) => o.values().any(has_null),
+        _ => false,
+    }
+}
+
+async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ld = match content_type.split(';').next().unwrap_or("").trim() {
+        "application/json" => false,
+        "application/ld+json" => true,
+        other => {
+            return problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "InvalidRequest", "Unsupported Media Type", other)
+        }
+    };
+    let links = context_links(&headers);
+    if ld && !links.is_empty() {
+        return bad("application/ld+json must not come with a JSON-LD context Link header");
+    }
+    if !ld && links.len() != 1 {
+        return bad(format!("application/json needs exactly one context Link header, got {}", links.len()));
+    }
+    if !ld && !links[0] {
+        return bad("the context Link header lacks type=\"application/ld+json\"");
+    }
+    let Ok(parsed) = serde_json::from_slice::<Value>(&body) else { return bad("the body is not JSON") };
+    let Some(entities) = parsed.as_array() else { return bad("a batch operation body must be a JSON array") };
+    if has_null(&parsed) {
+        return bad("JSON null is not a valid value");
+    }
+    let ids: Vec<String> =
+        entities.iter().map(|e| e.get("id").and_then(Value::as_str).unwrap_or("").to_string()).collect();
+    let mut inner = inner.lock().unwrap();
+    let fault = inner.faults.pop_front();
+    let status = |code: StatusCode, inner: &mut Inner| inner.upserts.push((ids.clone(), code.as_u16()));
+    match &fault {
+        Some(Fault::Unavailable) => {
+            status(StatusCode::SERVICE_UNAVAILABLE, &mut inner);
+            let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "LdContextNotAvailable", "busy", "try again");
+            r.headers_mut().insert("retry-after", "0".parse().expect("header"));
+            return r;
+        }
+        Some(Fault::BadRequest) => {
+            status(StatusCode::BAD_REQUEST, &mut inner);
+            return bad("injected: the broker refused this batch");
+        }
+        _ => {}
+    }
+    let forced: Vec<String> = match fault {
+        Some(Fault::FailEntities(ids)) => ids,
+        _ => Vec::new(),
+    };
+    let store = inner.entities.entry(tenant(&headers)).or_default().clone();
+    let mut store = store;
+    let (mut created, mut updated, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for entity in entities {
+        let id = entity.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+        let verdict = if forced.contains(&id) { Err("injected failure".to_string()) } else { check_entity(entity, ld) };
+        match verdict {
+            Err(why) => errors.push(json!({"entityId": id, "error": {
+                "type": "https://uri.etsi.org/ngsi-ld/errors/BadRequestData", "title": "Bad request", "detail": why, "status": 400}})),
+            Ok(()) => {
+                let mut attrs = entity.as_object().cloned().unwrap_or_default();
+                attrs.remove("@context");
+                match store.get_mut(&id) {
+                    Some(existing) => {
+                        existing.extend(attrs);
+                        updated.push(id);
+                    }
+                    None => {
+                        store.insert(id.clone(), attrs);
+                        created.push(id);
+                    }
+                }
+            }
+        }
+    }
+    let tenant_key = tenant(&headers);
+    let legacy = inner.legacy_207;
+    inner.entities.insert(tenant_key, store);
+    let (code, body) = if !errors.is_empty() {
+        let success: Vec<&String> = created.iter().chain(&updated).collect();
+        (StatusCode::MULTI_STATUS, json!({"success": success, "errors": errors}).to_string())
+    } else if created.is_empty() {
+        (StatusCode::NO_CONTENT, String::new())
+    } else if legacy && !updated.is_empty() {
+        let success: Vec<&String> = created.iter().chain(&updated).collect();
+        (StatusCode::MULTI_STATUS, json!({"success": success, "errors": []}).to_string())
+    } else {
+        (StatusCode::CREATED, json!(created).to_string())
+    };
+    status(code, &mut inner);
+    (code, [("content-type", "application/json")], body).into_response()
+}
+
+/// What the spec and the brokers require of one entity of our batch.
+fn check_entity(entity: &Value, ld: bool) -> Result<(), String> {
+    let obj = entity.as_object().ok_or("an entity must be a JSON object")?;
+    let id = obj.get("id").and_then(Value::as_str).ok_or("`id` is missing")?;
+    let scheme_ok = id.split_once(':').is_some_and(|(s, rest)| {
+        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) && !rest.is_empty()
+    });
+    if !scheme_ok || id.contains(char::is_whitespace) {
+        return Err(format!("`{id}` is not a URI"));
+    }
+    obj.get("type").and_then(Value::as_str).filter(|t| !t.is_empty()).ok_or("`type` is missing")?;
+    match (ld, obj.contains_key("@context")) {
+        (true, false) => return Err("application/ld+json needs @context in every entity".into()),
+        (false, true) => return Err("application/json must not carry @context in the body".into()),
+        _ => {}
+    }
+    for (name, attr) in obj {
+        if ["id", "type", "@context"].contains(&name.as_str()) {
+            continue;
+        }
+        let kind = attr.get("type").and_then(Value::as_str).ok_or(format!("`{name}` has no `type`"))?;
+        match kind {
+            "GeoProperty" => check_point(name, attr.get("value").ok_or(format!("`{name}` has no value"))?)?,
+            "Property" => {
+                attr.get("value").ok_or(format!("`{name}` has no value"))?;
+                if NEEDS_UNIT.contains(&name.as_str()) && attr.get("unitCode").and_then(Value::as_str).is_none() {
+                    return Err(format!("`{name}` lacks its unitCode"));
+                }
+            }
+            "Relationship" => {
+                attr.get("object").ok_or(format!("`{name}` has no object"))?;
+            }
+            other => return Err(format!("`{name}` has an unknown attribute type `{other}`")),
+        }
+        if let Some(at) = attr.get("observedAt") {
+            let at = at.as_str().ok_or(format!("`{name}`.observedAt is not a string"))?;
+            let utc = at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(at).is_ok();
+            if !utc {
+                return Err(format!("`{name}`.observedAt `{at}` is not a UTC date-time ending in Z"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A GeoJSON Point in [lon, lat] order on Martinique (the city's bounding box): [lat, lon] is refused.
+fn check_point(name: &str, geo: &Value) -> Result<(), String> {
+    if geo.get("type").and_then(Value::as_str) != Some("Point") {
+        return Err(format!("`{name}` is not a GeoJSON Point"));
+    }
+    let c: Vec<f64> = geo
+        .get("coordinates")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    match c.as_slice() {
+        [lon, lat] if (-61.3..=-60.7).contains(lon) && (14.3..=14.9).contains(lat) => Ok(()),
+        [a, b] => Err(format!("`{name}` [{a}, {b}] is not [lon, lat] on Martinique")),
+        _ => Err(format!("`{name}` coordinates must be [lon, lat]")),
+    }
+}
+
+async fn one(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let inner = inner.lock().unwrap();
+    match inner.entities.get(&tenant(&headers)).and_then(|t| t.get(&id)) {
+        Some(e) => (StatusCode::OK, [("content-type", "application/json")], Value::Object(e.clone()).to_string())
+            .into_response(),
+        None => problem(StatusCode::NOT_FOUND, "ResourceNotFound", "Entity not found", &id),
+    }
+}
+
+async fn query(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(kind) = params.get("type") else { return bad("a query needs `type` (or other filters)") };
+    let inner = inner.lock().unwrap();
+    let found: Vec<Value> = inner
+        .entities
+        .get(&tenant(&headers))
+        .map(|t| {
+            t.values().filter(|e| e.get("type").and_then(Value::as_str) == Some(kind)).cloned().map(Value::Object).collect()
+        })
+        .unwrap_or_default();
+    (StatusCode::OK, [("content-type", "application/json")], Value::Array(found).to_string()).into_response()
+}
