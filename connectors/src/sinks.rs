@@ -9,6 +9,7 @@ use crate::kafka_rest::{KafkaRestConfig, KafkaRestSink};
 use crate::mqtt::{MqttConfig, MqttSink};
 use crate::ngsi_ld::{NgsiLdConfig, NgsiLdSink};
 use crate::pulsar::{PulsarConfig, PulsarSink};
+use crate::sensorthings::{SensorThingsConfig, SensorThingsSink};
 use crate::sink::{Failure, Outcome, Sink, SinkTelemetry};
 use smartcity_model::Reading;
 
@@ -21,10 +22,11 @@ pub enum SinkConfig<'a> {
     Pulsar(&'a PulsarConfig),
     Influx(&'a InfluxConfig),
     NgsiLd(&'a NgsiLdConfig),
+    SensorThings(&'a SensorThingsConfig),
 }
 
 impl SinkConfig<'_> {
-    /// The config section: `mqtt`, `kafka`, `kafka_rest`, `pulsar`, `influxdb`, `ngsi_ld`.
+    /// The config section: `mqtt`, `kafka`, `kafka_rest`, `pulsar`, `influxdb`, `ngsi_ld`, `sensorthings`.
     pub fn protocol(&self) -> &'static str {
         match self {
             SinkConfig::Mqtt(_) => "mqtt",
@@ -33,6 +35,7 @@ impl SinkConfig<'_> {
             SinkConfig::Pulsar(_) => "pulsar",
             SinkConfig::Influx(_) => "influxdb",
             SinkConfig::NgsiLd(_) => "ngsi_ld",
+            SinkConfig::SensorThings(_) => "sensorthings",
         }
     }
 
@@ -44,6 +47,7 @@ impl SinkConfig<'_> {
             SinkConfig::Pulsar(c) => &c.name,
             SinkConfig::Influx(c) => &c.name,
             SinkConfig::NgsiLd(c) => &c.name,
+            SinkConfig::SensorThings(c) => &c.name,
         }
     }
 
@@ -55,6 +59,7 @@ impl SinkConfig<'_> {
             SinkConfig::Pulsar(c) => c.enabled,
             SinkConfig::Influx(c) => c.enabled,
             SinkConfig::NgsiLd(c) => c.enabled,
+            SinkConfig::SensorThings(c) => c.enabled,
         }
     }
 
@@ -67,6 +72,7 @@ impl SinkConfig<'_> {
             SinkConfig::Pulsar(c) => c.address(),
             SinkConfig::Influx(c) => c.address(),
             SinkConfig::NgsiLd(c) => c.address(),
+            SinkConfig::SensorThings(c) => c.address(),
         }
     }
 
@@ -78,6 +84,7 @@ impl SinkConfig<'_> {
             SinkConfig::Pulsar(c) => &c.queue,
             SinkConfig::Influx(c) => &c.queue,
             SinkConfig::NgsiLd(c) => &c.queue,
+            SinkConfig::SensorThings(c) => &c.queue,
         }
     }
 
@@ -90,6 +97,7 @@ impl SinkConfig<'_> {
             SinkConfig::Pulsar(c) => c.problems(),
             SinkConfig::Influx(c) => c.problems(),
             SinkConfig::NgsiLd(c) => c.problems(),
+            SinkConfig::SensorThings(c) => c.problems(),
         }
     }
 
@@ -102,6 +110,7 @@ impl SinkConfig<'_> {
             SinkConfig::Pulsar(c) => AnySink::Pulsar(PulsarSink::new(c, telemetry)?),
             SinkConfig::Influx(c) => AnySink::Influx(InfluxSink::new(c, telemetry)?),
             SinkConfig::NgsiLd(c) => AnySink::NgsiLd(NgsiLdSink::new(c, telemetry)?),
+            SinkConfig::SensorThings(c) => AnySink::SensorThings(SensorThingsSink::new(c, telemetry)?),
         })
     }
 }
@@ -116,6 +125,7 @@ pub enum AnySink {
     Pulsar(PulsarSink),
     Influx(InfluxSink),
     NgsiLd(NgsiLdSink),
+    SensorThings(SensorThingsSink),
 }
 
 impl Sink for AnySink {
@@ -127,6 +137,7 @@ impl Sink for AnySink {
             AnySink::Pulsar(s) => s.send(batch).await,
             AnySink::Influx(s) => s.send(batch).await,
             AnySink::NgsiLd(s) => s.send(batch).await,
+            AnySink::SensorThings(s) => s.send(batch).await,
         }
     }
 
@@ -138,6 +149,7 @@ impl Sink for AnySink {
             AnySink::Pulsar(s) => s.check().await,
             AnySink::Influx(s) => s.check().await,
             AnySink::NgsiLd(s) => s.check().await,
+            AnySink::SensorThings(s) => s.check().await,
         }
     }
 
@@ -149,6 +161,7 @@ impl Sink for AnySink {
             AnySink::Pulsar(s) => s.close().await,
             AnySink::Influx(s) => s.close().await,
             AnySink::NgsiLd(s) => s.close().await,
+            AnySink::SensorThings(s) => s.close().await,
         }
     }
 }

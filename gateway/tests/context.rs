@@ -31,7 +31,10 @@ async fn serves_the_ngsi_ld_context() {
     assert_eq!(r.headers()["content-type"], "application/ld+json");
     let doc: serde_json::Value = r.json().await.unwrap();
     assert!(doc["@context"].is_object() || doc["@context"].is_array(), "{doc}");
-    assert_eq!(doc, serde_json::from_str::<serde_json::Value>(smartcity_model::codec::ngsi_ld::CONTEXT_DOCUMENT).unwrap());
+    assert_eq!(
+        doc,
+        serde_json::from_str::<serde_json::Value>(smartcity_model::codec::ngsi_ld::CONTEXT_DOCUMENT).unwrap()
+    );
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }

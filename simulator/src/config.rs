@@ -10,6 +10,7 @@ use smartcity_connectors::kafka_rest::KafkaRestConfig;
 use smartcity_connectors::mqtt::{EmbeddedBrokerConfig, MqttConfig};
 use smartcity_connectors::ngsi_ld::NgsiLdConfig;
 use smartcity_connectors::pulsar::PulsarConfig;
+use smartcity_connectors::sensorthings::SensorThingsConfig;
 use smartcity_connectors::sinks::SinkConfig;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -46,6 +47,9 @@ pub struct SimulatorConfig {
     /// NGSI-LD context brokers (Orion-LD, Stellio), `[[ngsi_ld]]`: one entity per sensor.
     #[serde(default)]
     pub ngsi_ld: Vec<NgsiLdConfig>,
+    /// OGC SensorThings API servers (FROST-Server), `[[sensorthings]]`: Things, Datastreams, Observations.
+    #[serde(default)]
+    pub sensorthings: Vec<SensorThingsConfig>,
     #[serde(default)]
     pub embedded_broker: EmbeddedBrokerConfig,
     #[serde(default)]
@@ -175,7 +179,7 @@ impl SimulatorConfig {
             config_file::check(path, "embedded_broker", vec![("max_payload_bytes", "must be at least 1024".into())])?;
         }
         if names.is_empty() {
-            let why = "no sink is enabled: enable an `[[mqtt]]`, `[[kafka]]`, `[[kafka_rest]]`, `[[pulsar]]`, `[[influxdb]]` or `[[ngsi_ld]]`";
+            let why = "no sink is enabled: enable an `[[mqtt]]`, `[[kafka]]`, `[[kafka_rest]]`, `[[pulsar]]`, `[[influxdb]]`, `[[ngsi_ld]]` or `[[sensorthings]]`";
             config_file::check(path, "", vec![("enabled", why.into())])?;
         }
         Ok(())
@@ -189,6 +193,7 @@ impl SimulatorConfig {
         all.extend(self.pulsar.iter().map(SinkConfig::Pulsar));
         all.extend(self.influxdb.iter().map(SinkConfig::Influx));
         all.extend(self.ngsi_ld.iter().map(SinkConfig::NgsiLd));
+        all.extend(self.sensorthings.iter().map(SinkConfig::SensorThings));
         all
     }
 

@@ -151,9 +151,7 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
     let ld = match content_type.split(';').next().unwrap_or("").trim() {
         "application/json" => false,
         "application/ld+json" => true,
-        other => {
-            return problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "InvalidRequest", "Unsupported Media Type", other)
-        }
+        other => return problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "InvalidRequest", "Unsupported Media Type", other),
     };
     let links = context_links(&headers);
     if ld && !links.is_empty() {
@@ -317,7 +315,11 @@ async fn query(
         .entities
         .get(&tenant(&headers))
         .map(|t| {
-            t.values().filter(|e| e.get("type").and_then(Value::as_str) == Some(kind)).cloned().map(Value::Object).collect()
+            t.values()
+                .filter(|e| e.get("type").and_then(Value::as_str) == Some(kind))
+                .cloned()
+                .map(Value::Object)
+                .collect()
         })
         .unwrap_or_default();
     (StatusCode::OK, [("content-type", "application/json")], Value::Array(found).to_string()).into_response()

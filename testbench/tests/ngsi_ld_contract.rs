@@ -44,17 +44,32 @@ async fn refuses_what_the_brokers_refuse() {
     assert_eq!(post(&s, "application/json", &[], &json!([entity()])).await.0, 400, "no Link");
     assert_eq!(post(&s, "application/json", &[LINK, LINK], &json!([entity()])).await.0, 400, "two Links");
     let untyped = "<http://x/ctx.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"";
-    assert_eq!(post(&s, "application/json", &[untyped], &json!([entity()])).await.0, 400, "Link without type= (Stellio)");
-    assert_eq!(post(&s, "application/ld+json", &[LINK], &with(&|e| e["@context"] = json!(["http://x"]))).await.0, 400, "both");
+    assert_eq!(
+        post(&s, "application/json", &[untyped], &json!([entity()])).await.0,
+        400,
+        "Link without type= (Stellio)"
+    );
+    assert_eq!(
+        post(&s, "application/ld+json", &[LINK], &with(&|e| e["@context"] = json!(["http://x"]))).await.0,
+        400,
+        "both"
+    );
     assert_eq!(post(&s, "application/json", &[LINK], &entity()).await.0, 400, "not an array");
-    assert_eq!(post(&s, "application/json", &[LINK], &with(&|e| e["temperature"]["value"] = Value::Null)).await.0, 400, "null");
+    assert_eq!(
+        post(&s, "application/json", &[LINK], &with(&|e| e["temperature"]["value"] = Value::Null)).await.0,
+        400,
+        "null"
+    );
 
     // Entity-level refusals: 207 listing the entity.
     let cases: Vec<(&str, Value)> = vec![
         ("id not a URI", with(&|e| e["id"] = json!("wx 1"))),
         ("[lat, lon]", with(&|e| e["location"]["value"]["coordinates"] = json!([14.61, -61.06]))),
         ("observedAt without Z", with(&|e| e["temperature"]["observedAt"] = json!("2026-01-13T10:00:00"))),
-        ("no unitCode", with(&|e| e["temperature"].as_object_mut().unwrap().remove("unitCode").map(drop).unwrap_or(()))),
+        (
+            "no unitCode",
+            with(&|e| e["temperature"].as_object_mut().unwrap().remove("unitCode").map(drop).unwrap_or(())),
+        ),
         ("@context in application/json", with(&|e| e["@context"] = json!(["http://x"]))),
     ];
     for (what, body) in cases {

@@ -90,8 +90,12 @@ async fn a_backfill_keeps_one_entity_per_sensor_in_both_content_modes() {
             let coords = &e["location"]["value"]["coordinates"];
             assert_eq!((coords[0].as_f64(), coords[1].as_f64()), (Some(reading.lon), Some(reading.lat)));
             // The latest values: every observedAt is the last tick.
-            let observed: Vec<&str> = e.as_object().unwrap().values().filter_map(|a| a["observedAt"].as_str()).collect();
-            assert!(!observed.is_empty() && observed.iter().all(|t| *t == "2026-01-13T10:04:55.000Z"), "{content} {id}: {observed:?}");
+            let observed: Vec<&str> =
+                e.as_object().unwrap().values().filter_map(|a| a["observedAt"].as_str()).collect();
+            assert!(
+                !observed.is_empty() && observed.iter().all(|t| *t == "2026-01-13T10:04:55.000Z"),
+                "{content} {id}: {observed:?}"
+            );
         }
         for kind in SensorKind::ALL {
             let found = get(&server, &format!("/ngsi-ld/v1/entities?type={}", kind.smart_data_model())).await;
@@ -105,7 +109,8 @@ async fn a_backfill_keeps_one_entity_per_sensor_in_both_content_modes() {
 async fn a_207_resends_exactly_the_failed_entities_and_a_503_is_retried() {
     let server = ContractServer::start(false).await;
     let cfg = config(&server, ContentMode::Json);
-    let batch: Arc<[Reading]> = tick(&mut ReadingStream::new(Catalogue::default_ten(), 1), "2026-01-13T11:00:00Z").into();
+    let batch: Arc<[Reading]> =
+        tick(&mut ReadingStream::new(Catalogue::default_ten(), 1), "2026-01-13T11:00:00Z").into();
     let failed = vec![entity_id(&batch[2]), entity_id(&batch[7])];
     server.inject([Fault::FailEntities(failed.clone()), Fault::Unavailable]);
 
@@ -122,7 +127,10 @@ async fn a_207_resends_exactly_the_failed_entities_and_a_503_is_retried() {
     assert_eq!(upserts[1], (failed.clone(), 503), "exactly the two failed entities are sent again");
     assert_eq!(upserts[2], (failed, 201), "then again after the 503");
     let traffic = batch.iter().filter(|r| r.kind() == SensorKind::Traffic).count();
-    assert_eq!(get(&server, "/ngsi-ld/v1/entities?type=TrafficFlowObserved").await.as_array().map(Vec::len), Some(traffic));
+    assert_eq!(
+        get(&server, "/ngsi-ld/v1/entities?type=TrafficFlowObserved").await.as_array().map(Vec::len),
+        Some(traffic)
+    );
 }
 
 #[tokio::test]

@@ -62,8 +62,8 @@ fn window(from: &str, ticks: i64) -> Vec<Vec<Reading>> {
 }
 
 /// One simulator run: a new sink behind the fan-out, every tick published (pausing `pause` after
-/// each), then the fan-out closed. Returns (published, dropped).
-async fn run(cfg: &SensorThingsConfig, ticks: &[Vec<Reading>], pause: Duration) -> (u64, u64) {
+/// each), then the fan-out closed. Returns (published, dropped, failed write attempts).
+async fn run(cfg: &SensorThingsConfig, ticks: &[Vec<Reading>], pause: Duration) -> (u64, u64, u64) {
     let (sink, telemetry) = sink(cfg);
     let mut fanout = FanOut::new();
     fanout.add(sink, cfg.address(), cfg.queue.clone(), telemetry.clone());
@@ -73,7 +73,7 @@ async fn run(cfg: &SensorThingsConfig, ticks: &[Vec<Reading>], pause: Duration) 
     }
     let unsent = fanout.close(Duration::from_secs(180)).await;
     assert_eq!(unsent, 0, "every reading written before the deadline");
-    (telemetry.published_total(), telemetry.dropped_total())
+    (telemetry.published_total(), telemetry.dropped_total(), telemetry.errors_total())
 }
 
 async fn get(url: &str, query: &[(&str, &str)]) -> Value {
@@ -220,9 +220,9 @@ async fn a_backfill_and_two_restarts_make_one_set_of_entities_and_each_observati
         let readings = window(from, ticks);
         let n = readings.iter().map(Vec::len).sum::<usize>() as u64;
         let started = Instant::now();
-        let (published, dropped) = run(&cfg, &readings, Duration::ZERO).await;
+        let (published, dropped, errors) = run(&cfg, &readings, Duration::ZERO).await;
         eprintln!("run {i}: {n} readings written in {:?}", started.elapsed());
-        assert_eq!((published, dropped), (n, 0), "run {i}: every reading acknowledged");
+        assert_eq!((published, dropped, errors), (n, 0, 0), "run {i}: every reading acknowledged at once");
         all.extend(readings.into_iter().flatten());
         assert_entities(&prefix).await;
     }
@@ -258,10 +258,11 @@ async fn thirty_seconds_unreachable_lose_nothing_and_store_nothing_twice() {
         })
     };
     let started = Instant::now();
-    let (published, dropped) = run(&cfg, &readings, Duration::from_millis(500)).await;
+    let (published, dropped, errors) = run(&cfg, &readings, Duration::from_millis(500)).await;
     outage.await.expect("outage task");
-    eprintln!("600 readings through a 30 s outage in {:?}", started.elapsed());
+    eprintln!("600 readings through a 30 s outage in {:?}, {errors} failed attempts", started.elapsed());
     assert_eq!((published, dropped), (600, 0));
+    assert!(errors > 0, "the sink met the outage");
     let all: Vec<Reading> = readings.into_iter().flatten().collect();
     assert_exactly(&prefix, &all).await;
     assert_entities(&prefix).await;

@@ -177,6 +177,9 @@ mod tests {
         let fields: Vec<_> = bad.problems().into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, ["url", "context_url", "tenant", "max_entities"]);
         let cfg: NgsiLdConfig = toml::from_str("content = \"ld_json\"\ntenant = \"martinique\"").unwrap();
-        assert_eq!((cfg.content, cfg.address()), (ContentMode::LdJson, "http://127.0.0.1:1026 (tenant martinique)".into()));
+        assert_eq!(
+            (cfg.content, cfg.address()),
+            (ContentMode::LdJson, "http://127.0.0.1:1026 (tenant martinique)".into())
+        );
     }
 }

@@ -175,7 +175,8 @@ impl Sink for NgsiLdSink {
             match self.upsert(batch, chunk).await {
                 Answer::Taken => {}
                 Answer::Partial(failed, f) => {
-                    let failed: Vec<&str> = failed.iter().map(String::as_str).filter(|id| chunk_ids.contains(id)).collect();
+                    let failed: Vec<&str> =
+                        failed.iter().map(String::as_str).filter(|id| chunk_ids.contains(id)).collect();
                     outcome.retry.extend(readings_of(&failed));
                     outcome.failure.get_or_insert(f);
                 }
@@ -242,10 +243,20 @@ mod tests {
             None,
             r#"{"success":[],"errors":[{"entityId":"urn:a","error":{"type":"https://uri.etsi.org/ngsi-ld/errors/BadRequestData","title":"bad"}}]}"#,
         );
-        assert!(matches!(&partial, Answer::Partial(ids, f) if ids == &["urn:a"] && f.message.contains("BadRequestData: bad")));
-        let busy = judge(StatusCode::SERVICE_UNAVAILABLE, Some(Duration::from_secs(2)), r#"{"type":"https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable","title":"cannot fetch"}"#);
-        assert!(matches!(&busy, Answer::Retry(f) if f.retry_after == Some(Duration::from_secs(2)) && f.message.contains("LdContextNotAvailable")));
-        assert!(matches!(judge(StatusCode::BAD_REQUEST, None, "{}"), Answer::Reject(f) if f.reason == Reason::Rejected));
+        assert!(
+            matches!(&partial, Answer::Partial(ids, f) if ids == &["urn:a"] && f.message.contains("BadRequestData: bad"))
+        );
+        let busy = judge(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(Duration::from_secs(2)),
+            r#"{"type":"https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable","title":"cannot fetch"}"#,
+        );
+        assert!(
+            matches!(&busy, Answer::Retry(f) if f.retry_after == Some(Duration::from_secs(2)) && f.message.contains("LdContextNotAvailable"))
+        );
+        assert!(
+            matches!(judge(StatusCode::BAD_REQUEST, None, "{}"), Answer::Reject(f) if f.reason == Reason::Rejected)
+        );
         assert!(matches!(judge(StatusCode::UNAUTHORIZED, None, ""), Answer::Reject(f) if f.reason == Reason::Auth));
         assert!(matches!(judge(StatusCode::MULTI_STATUS, None, "nope"), Answer::Retry(_)));
     }

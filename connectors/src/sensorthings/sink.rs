@@ -144,6 +144,7 @@ fn refused(status: StatusCode, wait: Option<Duration>, what: &str, answer: &[u8]
     (retry, Failure { retry_after, ..Failure::new(reason, message) })
 }
 
+/// An answer that is not what the protocol promises: the server is failing.
 fn unreadable(what: &str, message: String) -> Failure {
     Failure::new(Reason::Server, format!("{what}: {message}"))
 }
@@ -204,11 +205,13 @@ impl SensorThingsSink {
         }
     }
 
+    /// `GET url`: the body of a 2xx answer.
     async fn get(&self, url: Url) -> Result<Bytes, Failure> {
         let what = format!("GET {}", url.path());
         self.exchange(self.client.get(url), &what).await
     }
 
+    /// `POST {url}/{set}` of the JSON `body`; a 2xx answer is success (201 Created from FROST).
     async fn post(&self, set: &str, body: &Value) -> Result<(), Failure> {
         let url = join(&self.root, set)?;
         let what = format!("POST {}", url.path());
@@ -307,6 +310,21 @@ impl SensorThingsSink {
         }
         self.datastreams.insert(reading.sensor_id.clone(), ids);
         Ok(())
+    }
+
+    /// [`Self::bootstrap`], once more after a refusal with the kind's Sensor and ObservedProperties
+    /// looked up again: a Thing refers to them by id, and one deleted on the server since it was
+    /// cached makes the server refuse the Thing.
+    async fn bootstrap_afresh(&mut self, reading: &Reading) -> Result<(), Failure> {
+        match self.bootstrap(reading).await {
+            Err(f) if f.reason == Reason::Rejected => {
+                let kind = reading.kind();
+                self.sensors.remove(&kind);
+                self.properties.retain(|(k, _), _| *k != kind);
+                self.bootstrap(reading).await
+            }
+            done => done,
+        }
     }
 
     /// The `phenomenonTime`s (ms) of the Observations of `datastream` between `from` and `to` (ms).
@@ -478,7 +496,7 @@ impl SensorThingsSink {
                 *verdict = Some(f.clone());
             } else if let Some(f) = &down {
                 *verdict = Some((true, f.clone()));
-            } else if let Err(f) = self.bootstrap(reading).await {
+            } else if let Err(f) = self.bootstrap_afresh(reading).await {
                 let retry = !matches!(f.reason, Reason::Rejected | Reason::Auth);
                 let f = Failure { message: format!("sensor {}: {}", reading.sensor_id, f.message), ..f };
                 if retry {

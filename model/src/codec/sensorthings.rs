@@ -125,7 +125,7 @@ const WEATHER: [Quantity; 6] = [
     q("relativeHumidity", "relative humidity", Measurement, RATIO),
     q("atmosphericPressure", "atmospheric pressure", Measurement, HPA),
     q("windSpeed", "wind speed", Measurement, M_S),
-    q("windDirection", "direction the wind blows from, from north", Measurement, DEG),
+    q("windDirection", "wind direction (where it blows from, clockwise from north)", Measurement, DEG),
     q("precipitation", "precipitation over the period", Measurement, MM),
 ];
 const LIGHT: [Quantity; 4] = [
@@ -483,5 +483,48 @@ mod tests {
         let ds = datastream("x-t", &LIGHT[0], &json!(1), &json!(2), Some(&json!(9)));
         assert_eq!(ds["Thing"], json!({"@iot.id": 9}));
         assert_eq!(ds["observationType"], OM_CATEGORY_OBSERVATION);
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// In docs/sensorthings.md every ```json block (a wire-format reading) is followed by a ```http
+    /// request whose JSON body is exactly what this module makes of it: the Thing with
+    /// `name_prefix = "mq-"`, Sensor 5 and ObservedProperties 21, 22, ...; the Observations with
+    /// Datastreams 101, 102, ... Every kind is shown.
+    #[test]
+    fn documented_bodies_are_what_the_codec_makes() {
+        let doc = include_str!("../../../docs/sensorthings.md");
+        let mut kinds = std::collections::BTreeSet::new();
+        for part in doc.split("```json\n").skip(1) {
+            let (json, rest) = part.split_once("```").expect("closed json block");
+            let request = rest
+                .split_once("```http\n")
+                .and_then(|(_, t)| t.split_once("```"))
+                .map(|(t, _)| t)
+                .unwrap_or_else(|| panic!("a ```http block follows {json}"));
+            let (head, body) = request.split_once("\n\n").expect("a blank line before the body");
+            let shown: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+            let reading = crate::codec::json::decode(json.trim().as_bytes()).unwrap_or_else(|e| panic!("{e}: {json}"));
+            let n = quantities(reading.kind()).len();
+            let made = if head.starts_with("POST /FROST-Server/v1.1/Things") {
+                let properties: Vec<Value> = (0..n).map(|i| json!(21 + i)).collect();
+                thing("mq-", &reading, &json!(5), &properties)
+            } else {
+                assert!(head.starts_with("POST /FROST-Server/v1.1/CreateObservations"), "{head}");
+                kinds.insert(reading.kind());
+                let ids: Vec<Value> = (0..n).map(|i| json!(101 + i)).collect();
+                let rows: Vec<Row> = ids
+                    .iter()
+                    .zip(results(&reading.values))
+                    .map(|(datastream, result)| Row { datastream, phenomenon_time: reading.observed_at, result })
+                    .collect();
+                create_observations(&rows).0
+            };
+            assert_eq!(shown, made, "docs/sensorthings.md shows another body for {json}");
+        }
+        assert_eq!(kinds.len(), 6, "Observations of every kind");
     }
 }
