@@ -129,7 +129,7 @@ impl SinkTelemetry {
         for r in Reason::ALL {
             metrics.errors.with_label_values(&[name, r.as_str()]);
         }
-        for why in ["overflow", "rejected", "shutdown"] {
+        for why in ["overflow", "rejected", "budget", "shutdown"] {
             metrics.dropped.with_label_values(&[name, why]);
         }
         metrics.queue.with_label_values(&[name]);
@@ -174,7 +174,7 @@ impl SinkTelemetry {
     }
 
     pub fn dropped_total(&self) -> u64 {
-        ["overflow", "rejected", "shutdown"]
+        ["overflow", "rejected", "budget", "shutdown"]
             .iter()
             .map(|w| self.metrics.dropped.with_label_values(&[self.name.as_str(), w]).get())
             .sum()

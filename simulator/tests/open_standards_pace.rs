@@ -36,6 +36,9 @@ async fn both_sinks_keep_pace_with_ten_sensors_at_one_hertz() {
     assert!(n >= 140, "ten sensors at 1 Hz for 15 s: {n}");
     let log = sim.log_text();
     let last = log.lines().rev().find(|l| l.contains("stopped:")).unwrap_or_default();
-    assert!(last.contains(&format!("ngsi-ld {n}")) && last.contains(&format!("frost {n}")), "both took all {n}: {last}");
+    assert!(
+        last.contains(&format!("ngsi-ld {n}")) && last.contains(&format!("frost {n}")),
+        "both took all {n}: {last}"
+    );
     assert!(last.contains("0 left unsent"), "{last}");
 }

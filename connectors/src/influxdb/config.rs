@@ -85,6 +85,7 @@ fn queue_with_influx_defaults<'de, D: Deserializer<'de>>(d: D) -> Result<QueueCo
         overflow: Option<Overflow>,
         batch_size: Option<usize>,
         linger_ms: Option<u64>,
+        retry_budget_seconds: Option<u64>,
     }
     let given = Given::deserialize(d)?;
     let default = default_queue();
@@ -95,6 +96,7 @@ fn queue_with_influx_defaults<'de, D: Deserializer<'de>>(d: D) -> Result<QueueCo
         overflow: given.overflow.unwrap_or(default.overflow),
         batch_size: given.batch_size.unwrap_or(default.batch_size),
         linger_ms: given.linger_ms.unwrap_or(default.linger_ms),
+        retry_budget_seconds: given.retry_budget_seconds.unwrap_or(default.retry_budget_seconds),
     })
 }
 
