@@ -6,7 +6,8 @@
 #   $BENCH_DIR    (<repo>/target/bench)       pids, logs, throw-away data, env files
 #     logs/<name>.log       one log per server
 #     run/<name>.pid        pid of the process we started (down stops only these)
-#     data/<name>/          data folder, wiped on every start
+#     data/<name>/          data folder, wiped on every start (kept by `services.sh restart`, for the
+#                           servers whose svc_start uses fresh_data_dir: pulsar)
 #     env.d/<name>.env      KEY=value lines this server publishes
 #     env                   all env.d files joined: what tests and binaries read
 set -euo pipefail
@@ -40,6 +41,19 @@ apt_install() {
 }
 
 pidfile() { echo "$BENCH_RUN/$1.pid"; }
+
+# fresh_data_dir NAME: print the data folder of NAME, emptied first unless BENCH_KEEP_DATA=1 (set by
+# `services.sh restart`, so a test can restart a server and find its data again).
+fresh_data_dir() {
+  local dir="$BENCH_DATA/$1"
+  if [ "${BENCH_KEEP_DATA:-0}" = 1 ] && [ -d "$dir" ]; then
+    log "$1: keeping the data in $dir (BENCH_KEEP_DATA=1)"
+  else
+    rm -rf "$dir"
+  fi
+  mkdir -p "$dir"
+  echo "$dir"
+}
 
 # is_running NAME: our recorded process for NAME is alive.
 is_running() {

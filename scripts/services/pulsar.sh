@@ -3,7 +3,8 @@
 #   127.0.0.1:8081  admin REST API / web service (BENCH_PULSAR_ADMIN_URL)
 #   127.0.0.1:3181  the in-process bookie (internal)
 # Sourced by services.sh. Jars: a generated POM resolved by maven_classpath (cached in $BENCH_CACHE/maven and ~/.m2,
-# ~300 MB); data in $BENCH_DATA/pulsar, wiped at each start.
+# ~300 MB); data in $BENCH_DATA/pulsar, wiped at each start except under `services.sh restart pulsar`
+# (BENCH_KEEP_DATA=1: topics, subscriptions and unacknowledged messages survive, as after a real broker restart).
 # Non-obvious settings:
 #   - org.apache.pulsar.PulsarStandaloneStarter lives in pulsar-broker; log4j2 (core + slf4j2 binding, the versions
 #     Pulsar 4.0's parent POM uses) is added because the broker jar brings only the slf4j API.
@@ -42,9 +43,9 @@ svc_install() {
 svc_start() {
   stop_pid pulsar   # a start of ours that never became ready
   require_port_free 6650; require_port_free 8081; require_port_free 3181
-  local data="$BENCH_DATA/pulsar" cp
+  local data cp
   cp="$(maven_classpath pulsar "$(pulsar_pom)")"
-  rm -rf "$data"; mkdir -p "$data"
+  data="$(fresh_data_dir pulsar)"
   cat > "$data/standalone.conf" <<'EOF'
 clusterName=standalone
 advertisedAddress=127.0.0.1

@@ -2,10 +2,15 @@
 # The test bench: real servers started as local processes, no Docker.
 #   services.sh up [NAME...]    install what is missing, start, wait until ready (idempotent)
 #   services.sh down [NAME...]  stop only the processes this script started (idempotent)
+#   services.sh restart NAME... stop then start, keeping the server's data folder (BENCH_KEEP_DATA=1), as a
+#                               broker restart in production would; for tests of reconnection. Only servers
+#                               whose svc_start uses fresh_data_dir keep their data (today: pulsar); the
+#                               others start empty, as with `up`.
 #   services.sh status          one line per server
 # Each server is scripts/services/<NAME>.sh defining:
 #   svc_install  install/build what is missing (cached)
-#   svc_start    start the process(es) with start_bg, on loopback, with a fresh data folder
+#   svc_start    start the process(es) with start_bg, on loopback, with a fresh data folder (fresh_data_dir
+#                NAME empties it unless BENCH_KEEP_DATA=1)
 #   svc_ready    exit 0 once the server answers at protocol level
 #   svc_env      print KEY=value lines (addresses, tokens, certificate paths)
 #   svc_stop     (optional) stop; default: stop_pid NAME
@@ -67,6 +72,11 @@ case "$cmd" in
     for ((i=${#ALL_SERVICES[@]}-1; i>=0; i--)); do
       for s in "$@"; do if [ "$s" = "${ALL_SERVICES[i]}" ]; then down_one "$s"; fi; done
     done ;;
+  restart)
+    [ $# -gt 0 ] || die "restart needs server names (servers: ${ALL_SERVICES[*]})"
+    for s in "$@"; do load_svc "$s"; done  # unknown names fail before anything stops
+    export BENCH_KEEP_DATA=1
+    for s in "$@"; do down_one "$s"; up_one "$s"; done ;;
   status)
     for s in "${ALL_SERVICES[@]}"; do
       load_svc "$s"
@@ -75,5 +85,5 @@ case "$cmd" in
       else st="down"; fi
       printf '%-13s %s\n' "$s" "$st"
     done ;;
-  *) echo "usage: $0 up|down|status [NAME...]   (servers: ${ALL_SERVICES[*]})" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart|status [NAME...]   (servers: ${ALL_SERVICES[*]})" >&2; exit 2 ;;
 esac

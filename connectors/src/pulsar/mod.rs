@@ -6,6 +6,10 @@
 
 pub mod config;
 pub mod sink;
+pub mod source;
+pub mod source_config;
 
 pub use config::PulsarConfig;
 pub use sink::PulsarSink;
+pub use source::{PulsarDelivery, PulsarSource};
+pub use source_config::PulsarSourceConfig;
