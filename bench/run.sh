@@ -13,3 +13,4 @@ for k in readings_per_second_one_core memory_bytes_per_sensor average_json_bytes
 done
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
 echo; echo "== sinks (bench/sinks.sh) =="; bench/sinks.sh
+echo; echo "== distribution (bench/distribution.sh) =="; bench/distribution.sh

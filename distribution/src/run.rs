@@ -50,6 +50,10 @@ struct Pipeline {
     /// Messages negatively acknowledged (to be redelivered), by the target's reason.
     redelivered: IntCounterVec,
     in_flight: IntGauge,
+    /// The subscription's backlog (admin API), -1 while unknown.
+    backlog: IntGauge,
+    /// Consumers the watchdog recreated.
+    restarts: prometheus::IntCounter,
     source: SourceMetrics,
 }
 
@@ -71,6 +75,16 @@ impl Pipeline {
                 registry,
                 "smartcity_distribution_messages_in_flight",
                 "Messages received and not yet acknowledged.",
+            ),
+            backlog: metrics::gauge(
+                registry,
+                "smartcity_distribution_consumer_backlog",
+                "Messages of the subscription not yet acknowledged, from the broker's admin API (-1: unknown).",
+            ),
+            restarts: metrics::counter(
+                registry,
+                "smartcity_distribution_consumer_restarts_total",
+                "Consumers recreated by the watchdog (stopped receiving while their topics had a backlog).",
             ),
             source: SourceMetrics::register(registry, "distribution"),
         };
@@ -187,6 +201,18 @@ fn decode(delivery: &PulsarDelivery) -> Result<Reading, (&'static str, String)> 
     Ok(reading)
 }
 
+/// Keeps `counter` equal to the source's own count of watchdog restarts.
+async fn mirror(count: Arc<std::sync::atomic::AtomicU64>, counter: prometheus::IntCounter) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = count.load(std::sync::atomic::Ordering::Relaxed);
+        if now > counter.get() {
+            counter.inc_by(now - counter.get());
+        }
+    }
+}
+
 /// Runs until `shutdown`.
 pub async fn run(cfg: DistributionConfig, shutdown: CancellationToken) -> Result<Summary, DistError> {
     let registry = metrics::registry("distribution");
@@ -216,11 +242,16 @@ pub async fn run(cfg: DistributionConfig, shutdown: CancellationToken) -> Result
     let (tx, mut rx) = tokio::sync::mpsc::channel::<PulsarDelivery>(1024);
     let source = PulsarSource::new(cfg.pulsar.clone(), pipeline.source.clone()).map_err(DistError::Source)?;
     tracing::info!("consuming {} (subscription {})", cfg.pulsar.address(), cfg.pulsar.subscription);
+    let restarts = source.watchdog_restarts();
     let source_task = tokio::spawn(source.run(tx, source_stop.clone()));
+    let watchers = [
+        tokio::spawn(crate::backlog::watch(cfg.pulsar.clone(), pipeline.backlog.clone(), Duration::from_secs(5))),
+        tokio::spawn(mirror(restarts, pipeline.restarts.clone())),
+    ];
 
     let status = (cfg.status.interval_seconds > 0).then(|| {
         let p = pipeline.clone();
-        let report = move || crate::status::line(p.delivered.get(), p.in_flight.get(), &telemetry);
+        let report = move || crate::status::line(p.delivered.get(), p.in_flight.get(), p.backlog.get(), &telemetry);
         tokio::spawn(crate::status::every(Duration::from_secs(cfg.status.interval_seconds), report))
     });
 
@@ -277,6 +308,9 @@ pub async fn run(cfg: DistributionConfig, shutdown: CancellationToken) -> Result
     }
     if let Some(t) = status {
         t.abort();
+    }
+    for w in watchers {
+        w.abort();
     }
     http_stop.cancel();
     let _ = http_task.await;

@@ -3,7 +3,7 @@
 use smartcity_connectors::sink::SinkTelemetry;
 use std::time::Duration;
 
-pub(crate) fn line(delivered: u64, in_flight: i64, targets: &[SinkTelemetry]) -> String {
+pub(crate) fn line(delivered: u64, in_flight: i64, backlog: i64, targets: &[SinkTelemetry]) -> String {
     let figures: Vec<String> = targets
         .iter()
         .map(|t| {
@@ -20,7 +20,8 @@ pub(crate) fn line(delivered: u64, in_flight: i64, targets: &[SinkTelemetry]) ->
             f
         })
         .collect();
-    format!("status: delivered {delivered} | in flight {in_flight} | {}", figures.join(" | "))
+    let backlog = if backlog < 0 { "?".to_string() } else { backlog.to_string() };
+    format!("status: delivered {delivered} | in flight {in_flight} | backlog {backlog} | {}", figures.join(" | "))
 }
 
 pub(crate) async fn every(period: Duration, report: impl Fn() -> String) {
