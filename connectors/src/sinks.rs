@@ -2,6 +2,7 @@
 //! from its config without trait objects: [`SinkConfig`] borrows one configured sink,
 //! [`AnySink`] is the built one.
 
+use crate::config_file::{self, ConfigError};
 use crate::fanout::QueueConfig;
 use crate::influxdb::{InfluxConfig, InfluxSink};
 use crate::kafka::{KafkaConfig, KafkaSink};
@@ -12,6 +13,8 @@ use crate::pulsar::{PulsarConfig, PulsarSink};
 use crate::sensorthings::{SensorThingsConfig, SensorThingsSink};
 use crate::sink::{Failure, Outcome, Sink, SinkTelemetry};
 use smartcity_model::Reading;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 /// One configured sink, whatever its protocol.
 #[derive(Debug, Clone, Copy)]
@@ -164,4 +167,41 @@ impl Sink for AnySink {
             AnySink::SensorThings(s) => s.close().await,
         }
     }
+}
+
+/// Fills what `[[mqtt]]` entries leave empty: names `mqtt`, `mqtt-2`, ...; client ids
+/// `{default_client_id}` for the entry named `mqtt` and `{default_client_id}-{name}` for the others
+/// (two connections with one client id would take each other's session).
+pub fn name_mqtt_entries(mqtt: &mut [MqttConfig], default_client_id: &str) {
+    for (i, m) in mqtt.iter_mut().enumerate() {
+        if m.name.is_empty() {
+            m.name = if i == 0 { "mqtt".into() } else { format!("mqtt-{}", i + 1) };
+        }
+        if m.client_id.is_empty() {
+            m.client_id =
+                if m.name == "mqtt" { default_client_id.into() } else { format!("{default_client_id}-{}", m.name) };
+        }
+    }
+}
+
+/// Checks every enabled sink of `sinks` (all configured ones, in file order per protocol, so that
+/// messages name `kafka[1]` as the user counts them) and that their names are unique. Returns how
+/// many are enabled. No network.
+pub fn validate(path: Option<&Path>, sinks: &[SinkConfig<'_>]) -> Result<usize, ConfigError> {
+    let mut names = HashSet::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for sink in sinks {
+        let i = index.entry(sink.protocol()).or_default();
+        let section = format!("{}[{i}]", sink.protocol());
+        *i += 1;
+        if !sink.enabled() {
+            continue;
+        }
+        config_file::check(path, &section, sink.problems())?;
+        if sink.name().trim().is_empty() || !names.insert(sink.name().to_string()) {
+            let why = format!("`{}` must be a non-empty name no other sink has", sink.name());
+            config_file::check(path, &section, vec![("name", why)])?;
+        }
+    }
+    Ok(names.len())
 }

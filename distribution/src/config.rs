@@ -8,7 +8,6 @@ use smartcity_connectors::ngsi_ld::NgsiLdConfig;
 use smartcity_connectors::pulsar::PulsarSourceConfig;
 use smartcity_connectors::sensorthings::SensorThingsConfig;
 use smartcity_connectors::sinks::SinkConfig;
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -94,15 +93,7 @@ impl DistributionConfig {
     /// Reads `path` (or the embedded defaults) and fills the names and client ids left empty.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut cfg: Self = config_file::load(path, DEFAULT_TOML)?;
-        for (i, m) in cfg.mqtt.iter_mut().enumerate() {
-            if m.name.is_empty() {
-                m.name = if i == 0 { "mqtt".into() } else { format!("mqtt-{}", i + 1) };
-            }
-            if m.client_id.is_empty() {
-                m.client_id =
-                    if m.name == "mqtt" { DEFAULT_CLIENT_ID.into() } else { format!("{DEFAULT_CLIENT_ID}-{}", m.name) };
-            }
-        }
+        smartcity_connectors::sinks::name_mqtt_entries(&mut cfg.mqtt, DEFAULT_CLIENT_ID);
         Ok(cfg)
     }
 
@@ -119,22 +110,8 @@ impl DistributionConfig {
             delivery.push(("max_in_flight", "must be 1-1000000".into()));
         }
         config_file::check(path, "delivery", delivery)?;
-        let mut names = HashSet::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        for target in self.all_targets() {
-            let i = index.entry(target.protocol()).or_default();
-            let section = format!("{}[{i}]", target.protocol());
-            *i += 1;
-            if !target.enabled() {
-                continue;
-            }
-            config_file::check(path, &section, target.problems())?;
-            if target.name().trim().is_empty() || !names.insert(target.name().to_string()) {
-                let why = format!("`{}` must be a non-empty name no other target has", target.name());
-                config_file::check(path, &section, vec![("name", why)])?;
-            }
-        }
-        if names.is_empty() {
+        let enabled = smartcity_connectors::sinks::validate(path, &self.all_targets())?;
+        if enabled == 0 {
             let why = "no target is enabled: enable an `[[mqtt]]`, `[[ngsi_ld]]` or `[[sensorthings]]`";
             config_file::check(path, "", vec![("enabled", why.into())])?;
         }

@@ -12,7 +12,6 @@ use smartcity_connectors::ngsi_ld::NgsiLdConfig;
 use smartcity_connectors::pulsar::PulsarConfig;
 use smartcity_connectors::sensorthings::SensorThingsConfig;
 use smartcity_connectors::sinks::SinkConfig;
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -120,16 +119,7 @@ impl SimulatorConfig {
     /// Reads `path` (or the embedded defaults).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut cfg: Self = config_file::load(path, DEFAULT_TOML)?;
-        for (i, m) in cfg.mqtt.iter_mut().enumerate() {
-            if m.name.is_empty() {
-                m.name = if i == 0 { "mqtt".into() } else { format!("mqtt-{}", i + 1) };
-            }
-            if m.client_id.is_empty() {
-                // Two connections with one client id take each other's session: one id per broker entry.
-                m.client_id =
-                    if m.name == "mqtt" { DEFAULT_CLIENT_ID.into() } else { format!("{DEFAULT_CLIENT_ID}-{}", m.name) };
-            }
-        }
+        smartcity_connectors::sinks::name_mqtt_entries(&mut cfg.mqtt, DEFAULT_CLIENT_ID);
         Ok(cfg)
     }
 
@@ -160,25 +150,11 @@ impl SimulatorConfig {
             }
         }
         config_file::check(path, "simulation", sim)?;
-        let mut names = HashSet::new();
-        let mut index: std::collections::HashMap<&str, usize> = Default::default();
-        for sink in self.all_sinks() {
-            let i = index.entry(sink.protocol()).or_default();
-            let section = format!("{}[{i}]", sink.protocol());
-            *i += 1;
-            if !sink.enabled() {
-                continue;
-            }
-            config_file::check(path, &section, sink.problems())?;
-            if sink.name().trim().is_empty() || !names.insert(sink.name().to_string()) {
-                let why = format!("`{}` must be a non-empty name no other sink has", sink.name());
-                config_file::check(path, &section, vec![("name", why)])?;
-            }
-        }
+        let enabled = smartcity_connectors::sinks::validate(path, &self.all_sinks())?;
         if self.embedded_broker.enabled && self.embedded_broker.max_payload_bytes < 1024 {
             config_file::check(path, "embedded_broker", vec![("max_payload_bytes", "must be at least 1024".into())])?;
         }
-        if names.is_empty() {
+        if enabled == 0 {
             let why = "no sink is enabled: enable an `[[mqtt]]`, `[[kafka]]`, `[[kafka_rest]]`, `[[pulsar]]`, `[[influxdb]]`, `[[ngsi_ld]]` or `[[sensorthings]]`";
             config_file::check(path, "", vec![("enabled", why.into())])?;
         }
