@@ -75,3 +75,22 @@ fn bad_sink_settings_are_refused_with_file_field_and_reason() {
         assert!(text.contains("sinks.toml") && text.contains(expected), "names {expected}:\n{toml}\n{text}");
     }
 }
+
+/// `--strict` refuses to start when a sink fails its check, naming it; `simulator check` shows the
+/// same row and exits 1.
+#[test]
+fn strict_refuses_to_start_with_a_failing_sink() {
+    let path = std::env::temp_dir().join(format!("sim-strict-{}.toml", std::process::id()));
+    // Port 9 (discard) on loopback: nothing listens there.
+    std::fs::write(
+        &path,
+        "[embedded_broker]\nenabled = false\n[[mqtt]]\nenabled = false\n[[kafka_rest]]\nurl = \"http://127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let (ok, code, text) =
+        simulator(&["--config", path.to_str().unwrap(), "--strict", "--metrics-listen", "127.0.0.1:0"]);
+    assert!(!ok && code == 2, "{text}");
+    assert!(text.contains("--strict") && text.contains("FAIL") && text.contains("kafka-rest"), "{text}");
+    let (ok, code, text) = simulator(&["--config", path.to_str().unwrap(), "check"]);
+    assert!(!ok && code == 1 && text.contains("FAIL") && text.contains("connect"), "{text}");
+}

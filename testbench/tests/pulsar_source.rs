@@ -1,4 +1,4 @@
-//! The Pulsar source (connectors/src/pulsar/source.rs) against the bench's Pulsar 4.0 standalone:
+//! The Pulsar source (connectors/src/pulsar/source/) against the bench's Pulsar 4.0 standalone:
 //! delivery and acks (the subscription's backlog drains to 0), nacks that end in the dead-letter topic
 //! with their reason, explicit dead letters, and a broker restart mid-stream
 //! (`scripts/services/services.sh restart pulsar`, data kept) that the source survives by itself.

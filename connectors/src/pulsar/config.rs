@@ -1,5 +1,6 @@
 //! Settings of a Pulsar producer.
 
+use super::client;
 use crate::fanout::QueueConfig;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -51,13 +52,15 @@ fn default_name() -> String {
 fn default_enabled() -> bool {
     true
 }
-fn default_url() -> String {
+/// The source's default too (`source_config.rs`).
+pub(super) fn default_url() -> String {
     "pulsar://127.0.0.1:6650".into()
 }
 fn default_topic_template() -> String {
     "persistent://public/default/smartcity-{kind}".into()
 }
-fn default_token_env() -> String {
+/// The source's default too (`source_config.rs`).
+pub(super) fn default_token_env() -> String {
     "SMARTCITY_PULSAR_TOKEN".into()
 }
 fn default_batch_size() -> u32 {
@@ -92,28 +95,20 @@ impl PulsarConfig {
     /// Problems a user can fix in the file, as (field, message); empty when valid. No network.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
-        match url::Url::parse(&self.url) {
-            Ok(u) if u.scheme() == "pulsar" || u.scheme() == "pulsar+ssl" => {
-                if u.host_str().is_none_or(str::is_empty) {
-                    p.push(("url", format!("`{}` names no host", self.url)));
-                }
-                if u.scheme() == "pulsar" && self.tls_ca_file.is_some() {
-                    p.push(("tls_ca_file", "is for `pulsar+ssl://` URLs".into()));
-                }
-            }
-            Ok(_) => p.push(("url", format!("`{}` must start with pulsar:// or pulsar+ssl://", self.url))),
-            Err(e) => p.push(("url", format!("`{}` is not a URL: {e}", self.url))),
-        }
+        // Whether a CA file has a use is known only for a valid URL: say nothing about it otherwise.
+        let uses_tls = client::check_url(&self.url).unwrap_or_else(|why| {
+            p.push(("url", why));
+            true
+        });
         if let Some(why) = crate::sink::topic_template_problem(&self.topic_template) {
             p.push(("topic_template", why));
         }
-        p.extend(crate::secret::file_problem("token_file", self.token_file.as_deref()));
-        if let Some(ca) = &self.tls_ca_file {
-            let tls = crate::tls::TlsConfig { ca_file: ca.clone(), ..Default::default() };
-            if let Err(e) = crate::tls::client_config(&tls) {
-                p.push(("tls_ca_file", e.to_string()));
-            }
-        }
+        p.extend(client::credential_problems(
+            self.token_file.as_deref(),
+            self.tls_ca_file.as_deref(),
+            uses_tls,
+            "pulsar+ssl:// URLs",
+        ));
         if self.batch_size == 0 {
             p.push(("batch_size", "must be at least 1".into()));
         }

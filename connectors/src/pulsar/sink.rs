@@ -6,10 +6,11 @@
 //! be sent again (at least once). After a failure the client is rebuilt on the next write, which
 //! also covers a broker restart.
 
+use super::client::{self, failure, Client};
 use super::config::PulsarConfig;
 use crate::sink::{classify, expand_topic, Failure, Outcome, Reason, Sink, SinkTelemetry};
 use ::pulsar::producer::{Message, MultiTopicProducer, ProducerOptions};
-use ::pulsar::{Authentication, ConnectionRetryOptions, OperationRetryOptions, Pulsar, TokioExecutor};
+use ::pulsar::TokioExecutor;
 use futures::future::join_all;
 use smartcity_model::{codec::json, Reading, SensorKind};
 use std::time::Duration;
@@ -20,7 +21,7 @@ pub struct PulsarSink {
     cfg: PulsarConfig,
     token: Option<String>,
     telemetry: SinkTelemetry,
-    connection: Option<(Pulsar<TokioExecutor>, MultiTopicProducer<TokioExecutor>)>,
+    connection: Option<(Client, MultiTopicProducer<TokioExecutor>)>,
 }
 
 impl PulsarSink {
@@ -34,37 +35,8 @@ impl PulsarSink {
         Duration::from_secs(self.cfg.timeout_seconds)
     }
 
-    async fn client(&self) -> Result<Pulsar<TokioExecutor>, Failure> {
-        let mut builder = Pulsar::builder(self.cfg.url.as_str(), TokioExecutor)
-            // Our fan-out retries with its own back-off: fail fast here instead of the client's
-            // default dozen retries of up to 30 s each.
-            .with_connection_retry_options(ConnectionRetryOptions {
-                min_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(1),
-                max_retries: 1,
-                connection_timeout: self.timeout().min(Duration::from_secs(10)),
-                ..Default::default()
-            })
-            .with_operation_retry_options(OperationRetryOptions {
-                operation_timeout: self.timeout(),
-                retry_delay: Duration::from_millis(500),
-                max_retries: Some(3),
-            });
-        if let Some(token) = &self.token {
-            builder = builder.with_auth(Authentication { name: "token".into(), data: token.clone().into_bytes() });
-        }
-        if let Some(ca) = &self.cfg.tls_ca_file {
-            builder = builder
-                .with_certificate_chain_file(ca)
-                .map_err(|e| Failure::new(Reason::Tls, format!("{}: {e}", ca.display())))?
-                .with_allow_insecure_connection(false)
-                .with_tls_hostname_verification_enabled(true);
-        }
-        match timeout(self.timeout(), builder.build()).await {
-            Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(failure(&e)),
-            Err(_) => Err(Failure::new(Reason::Timeout, format!("no connection within {:?}", self.timeout()))),
-        }
+    async fn client(&self) -> Result<Client, Failure> {
+        client::connect(&self.cfg.url, self.token.as_deref(), self.cfg.tls_ca_file.as_deref(), self.timeout()).await
     }
 
     async fn producer(&mut self) -> Result<&mut MultiTopicProducer<TokioExecutor>, Failure> {
@@ -101,12 +73,6 @@ fn message(r: &Reading) -> Message {
         event_time: u64::try_from(r.observed_at.timestamp_millis()).ok(),
         ..Default::default()
     }
-}
-
-/// A client error as a failure a user can act on.
-fn failure(e: &::pulsar::Error) -> Failure {
-    let message = e.to_string();
-    Failure::new(classify(&message), message)
 }
 
 impl Sink for PulsarSink {

@@ -1,5 +1,7 @@
 //! Settings of the Pulsar source (a consuming subscription), `[pulsar_source]` in a config file.
 
+use super::client;
+use super::config::{default_token_env, default_url};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -105,12 +107,6 @@ impl SubscriptionType {
 
 fn default_name() -> String {
     "pulsar".into()
-}
-fn default_url() -> String {
-    "pulsar://127.0.0.1:6650".into()
-}
-fn default_token_env() -> String {
-    "SMARTCITY_PULSAR_TOKEN".into()
 }
 fn default_topics() -> Vec<String> {
     ["traffic", "airquality", "parking", "noise", "weather", "light"]
@@ -227,17 +223,10 @@ impl PulsarSourceConfig {
         if self.name.trim().is_empty() {
             p.push(("name", "must not be empty".into()));
         }
-        let mut tls = false;
-        match url::Url::parse(&self.url) {
-            Ok(u) if u.scheme() == "pulsar" || u.scheme() == "pulsar+ssl" => {
-                if u.host_str().is_none_or(str::is_empty) {
-                    p.push(("url", format!("`{}` names no host", self.url)));
-                }
-                tls |= u.scheme() == "pulsar+ssl";
-            }
-            Ok(_) => p.push(("url", format!("`{}` must start with pulsar:// or pulsar+ssl://", self.url))),
-            Err(e) => p.push(("url", format!("`{}` is not a URL: {e}", self.url))),
-        }
+        let mut tls = client::check_url(&self.url).unwrap_or_else(|why| {
+            p.push(("url", why));
+            false
+        });
         match url::Url::parse(&self.admin_url) {
             Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {
                 tls |= u.scheme() == "https";
@@ -300,16 +289,12 @@ impl PulsarSourceConfig {
         if !(1..=3600).contains(&self.timeout_seconds) {
             p.push(("timeout_seconds", format!("must be 1-3600 (got {})", self.timeout_seconds)));
         }
-        p.extend(crate::secret::file_problem("token_file", self.token_file.as_deref()));
-        if let Some(ca) = &self.tls_ca_file {
-            if !tls {
-                p.push(("tls_ca_file", "is for pulsar+ssl:// and https:// URLs".into()));
-            }
-            let tls = crate::tls::TlsConfig { ca_file: ca.clone(), ..Default::default() };
-            if let Err(e) = crate::tls::client_config(&tls) {
-                p.push(("tls_ca_file", e.to_string()));
-            }
-        }
+        p.extend(client::credential_problems(
+            self.token_file.as_deref(),
+            self.tls_ca_file.as_deref(),
+            tls,
+            "pulsar+ssl:// and https:// URLs",
+        ));
         p
     }
 
