@@ -5,11 +5,13 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Simulates the sensors of Martinique's smart city and publishes their readings over MQTT.
+/// Simulates the sensors of Martinique's smart city and publishes every reading to every configured
+/// sink: MQTT brokers, Kafka, Kafka REST proxies, Pulsar, InfluxDB, NGSI-LD brokers, SensorThings.
 ///
 /// With no options it starts an embedded MQTT broker on 127.0.0.1:1883 and publishes the
 /// readings of ten sensors to `city/sensors/{kind}/{id}` every 5 seconds; watch them with
 /// `mosquitto_sub -h 127.0.0.1 -t 'city/sensors/#' -v`. Metrics: http://127.0.0.1:8001/metrics.
+/// The sinks are configured in the file given with --config (see config/simulator.toml).
 #[derive(Debug, Parser)]
 #[command(name = "simulator", version)]
 pub struct Cli {
