@@ -134,6 +134,7 @@ impl SinkTelemetry {
         }
         metrics.queue.with_label_values(&[name]);
         metrics.up.with_label_values(&[name]);
+        metrics.latency.with_label_values(&[name]);
         SinkTelemetry { name: name.to_string(), metrics: metrics.clone() }
     }
 

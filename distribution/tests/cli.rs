@@ -59,3 +59,59 @@ fn check_names_every_server_it_cannot_reach_and_exits_1() {
         assert!(row.starts_with("FAIL") && row.contains(protocol), "{row}");
     }
 }
+
+/// The metrics exposition lints clean with `promtool check metrics`, and names every family the
+/// README and docs/configuration.md promise (while Pulsar is unreachable: nothing needs to flow).
+#[test]
+fn metrics_pass_promtool() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_distribution"))
+        .args(["--pulsar-url", "pulsar://127.0.0.1:9", "--metrics-listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut exposition = String::new();
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            s.read_to_string(&mut exposition).unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let body = exposition.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    for family in [
+        "smartcity_distribution_messages_received_total",
+        "smartcity_distribution_messages_delivered_total",
+        "smartcity_distribution_messages_redelivered_total",
+        "smartcity_distribution_messages_rejected_total",
+        "smartcity_distribution_messages_in_flight",
+        "smartcity_distribution_consumer_backlog",
+        "smartcity_distribution_consumer_restarts_total",
+        "smartcity_distribution_readings_published_total",
+        "smartcity_distribution_publish_errors_total",
+        "smartcity_distribution_sink_queue_readings",
+        "smartcity_distribution_publish_duration_seconds_bucket",
+    ] {
+        assert!(body.contains(family), "{family} missing from:\n{body}");
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by `make setup`");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let lint = promtool.wait_with_output().unwrap();
+    assert!(
+        lint.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+}
