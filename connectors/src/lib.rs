@@ -22,6 +22,7 @@ pub mod secret;
 pub mod sensorthings;
 pub mod sink;
 pub mod sinks;
+pub mod spool;
 pub mod tls;
 
 /// What went wrong talking to a server, sorted once for every connector: retry it, set the
