@@ -191,14 +191,25 @@ impl SinkTelemetry {
 }
 
 /// Sorts an error message of a client library into a [`Reason`] by the words it uses: the clients
-/// (reqwest, rdkafka, pulsar, rumqttc) do not share an error type, but their messages do.
+/// (reqwest, rdkafka, pulsar, rumqttc) do not share an error type, but their messages do. Addresses
+/// in the message (`http://127.0.0.1:40343/...`, `auth.example:443`) are left out first: a port
+/// number or a host name must not read as a status code or a cause.
 pub fn classify(message: &str) -> Reason {
-    let m = message.to_ascii_lowercase();
+    let words: Vec<&str> = message.split_whitespace().filter(|w| !w.contains("://")).collect();
+    let m = words.join(" ").to_ascii_lowercase();
     if ["certificate", "tls", "ssl", "handshake", "unknownissuer", "notvalidforname"].iter().any(|w| m.contains(w)) {
         Reason::Tls
-    } else if ["auth", "password", "credential", "not authorized", "notauthorized", "unauthorized", "401", "403"]
-        .iter()
-        .any(|w| m.contains(w))
+    } else if [
+        "authentication",
+        "password",
+        "credential",
+        "not authorized",
+        "notauthorized",
+        "unauthorized",
+        "forbidden",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
     {
         Reason::Auth
     } else if m.contains("timed out") || m.contains("timeout") {
@@ -251,6 +262,13 @@ mod tests {
         assert_eq!(classify("SASL authentication error: Authentication failed"), Reason::Auth);
         assert_eq!(classify("Connection refused: NotAuthorized"), Reason::Auth);
         assert_eq!(classify("operation timed out"), Reason::Timeout);
+        // A port that looks like a status code, a host that looks like a cause: still a refusal.
+        let refused = "error sending request for url (http://127.0.0.1:40343/FROST-Server/v1.1): client error (Connect): tcp connect error: Connection refused (os error 111)";
+        assert_eq!(classify(refused), Reason::Connect);
+        assert_eq!(
+            classify("error sending request for url (https://auth.example/x): connection refused"),
+            Reason::Connect
+        );
     }
 
     #[test]
