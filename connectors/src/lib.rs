@@ -15,6 +15,7 @@ pub mod kafka_rest;
 pub mod metrics;
 pub mod mqtt;
 pub mod ngsi_ld;
+pub mod offsets;
 pub mod pulsar;
 pub mod retry;
 pub mod runtime;
@@ -22,6 +23,7 @@ pub mod secret;
 pub mod sensorthings;
 pub mod sink;
 pub mod sinks;
+pub mod source;
 pub mod spool;
 pub mod tls;
 

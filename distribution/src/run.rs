@@ -18,7 +18,7 @@ use smartcity_connectors::metrics::{self, SinkMetrics, SourceMetrics};
 use smartcity_connectors::pulsar::{PulsarDelivery, PulsarSource};
 use smartcity_connectors::sink::{Failure, Sink, SinkTelemetry};
 use smartcity_connectors::sinks::AnySink;
-use smartcity_connectors::{http, sink};
+use smartcity_connectors::http;
 use smartcity_model::codec::json;
 use smartcity_model::Reading;
 use std::sync::Arc;
@@ -147,27 +147,10 @@ pub async fn check(cfg: &DistributionConfig) -> Result<Vec<CheckRow>, DistError>
         name: cfg.pulsar.name.clone(),
         protocol: "pulsar",
         address: cfg.pulsar.address(),
-        result: check_pulsar(&cfg.pulsar).await,
+        result: smartcity_connectors::pulsar::check_source(&cfg.pulsar).await,
     }];
     rows.extend(futures::future::join_all(checks).await);
     Ok(rows)
-}
-
-/// Connects to the Pulsar cluster and resolves the topics, as the simulator's Pulsar sink checks.
-async fn check_pulsar(source: &smartcity_connectors::pulsar::PulsarSourceConfig) -> Result<String, Failure> {
-    let cfg = smartcity_connectors::pulsar::PulsarConfig {
-        url: source.url.clone(),
-        token_env: source.token_env.clone(),
-        token_file: source.token_file.clone(),
-        tls_ca_file: source.tls_ca_file.clone(),
-        ..Default::default()
-    };
-    let metrics = SinkMetrics::register(&metrics::registry("check"), "check");
-    let mut probe = smartcity_connectors::pulsar::PulsarSink::new(&cfg, SinkTelemetry::new(&metrics, &source.name))
-        .map_err(|e| Failure::new(sink::Reason::Auth, e))?;
-    let result = probe.check().await;
-    probe.close().await;
-    result
 }
 
 /// `distribution check` as a table, one row per server.

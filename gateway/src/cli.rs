@@ -5,43 +5,65 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Consumes smart-city readings from MQTT and serves a live map dashboard, a JSON API and metrics.
+/// Consumes smart-city readings from MQTT, Kafka, a Kafka REST proxy and Pulsar, writes them to
+/// InfluxDB with nothing lost, and serves a live map dashboard, a JSON API and metrics.
 ///
-/// With no options it subscribes to `city/sensors/#` on 127.0.0.1:1883 (the simulator's
-/// embedded broker) and serves the dashboard on http://127.0.0.1:8080/.
+/// With no options it subscribes to `city/sensors/#` on 127.0.0.1:1883 (the simulator's embedded
+/// broker), writes line-protocol files under data/gateway/points/, and serves the dashboard on
+/// http://127.0.0.1:8080/. Sources and InfluxDB are configured in the file given with --config
+/// (see config/gateway.toml).
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// TOML configuration file (default: the built-in copy of config/gateway.toml).
-    #[arg(long, short, env = "SMARTCITY_GATEWAY_CONFIG")]
+    #[arg(long, short, global = true, env = "SMARTCITY_GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Validate the configuration, print a summary, and exit without touching the network.
     #[arg(long)]
     pub check_config: bool,
-    /// MQTT broker host.
+    /// Host of the (first) MQTT broker.
     #[arg(long, value_name = "HOST")]
     pub mqtt_host: Option<String>,
-    /// MQTT broker port.
+    /// Port of the (first) MQTT broker.
     #[arg(long, value_name = "PORT")]
     pub mqtt_port: Option<u16>,
-    /// MQTT client id (keep it stable to keep the broker session).
+    /// MQTT client id of the (first) broker (keep it stable to keep the broker session).
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
+    /// Folder of every file the gateway writes: points/ (without InfluxDB), spool/ and
+    /// dead-letters.jsonl (default: the paths of the config file, under data/gateway/).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Address of the dashboard, API and /metrics.
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
 }
 
+/// What to do instead of ingesting.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Connect to every configured source and to the store and print one row each (reachable,
+    /// TLS, authenticated, topics or bucket usable); exit 1 if any row fails. Consumes nothing.
+    Check,
+}
+
 impl Cli {
     pub fn apply(&self, cfg: &mut GatewayConfig) {
-        if let Some(v) = &self.mqtt_host {
-            cfg.mqtt.host = v.clone();
+        if let Some(m) = cfg.mqtt.first_mut() {
+            if let Some(v) = &self.mqtt_host {
+                m.host = v.clone();
+            }
+            if let Some(v) = self.mqtt_port {
+                m.port = v;
+            }
+            if let Some(v) = &self.client_id {
+                m.client_id = v.clone();
+            }
         }
-        if let Some(v) = self.mqtt_port {
-            cfg.mqtt.port = v;
-        }
-        if let Some(v) = &self.client_id {
-            cfg.mqtt.client_id = v.clone();
+        if let Some(dir) = &self.data_dir {
+            cfg.set_data_dir(dir);
         }
         if let Some(v) = self.http_listen {
             cfg.http.listen = v;

@@ -1,11 +1,17 @@
 //! The gateway's configuration: `config/gateway.toml` (embedded as defaults) or a user file,
 //! command-line overrides, and validation naming the file and field of any problem.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use smartcity_connectors::config_file::{self, ConfigError};
+use smartcity_connectors::influxdb::InfluxConfig;
+use smartcity_connectors::kafka::KafkaSourceConfig;
+use smartcity_connectors::kafka_rest::KafkaRestSourceConfig;
 use smartcity_connectors::mqtt::MqttConfig;
+use smartcity_connectors::pulsar::PulsarSourceConfig;
+use smartcity_connectors::spool::SpoolConfig;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The shipped configuration, which is also the default.
 pub const DEFAULT_TOML: &str = include_str!("../../config/gateway.toml");
@@ -13,21 +19,119 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/gateway.toml");
 /// MQTT client id when the file does not set one.
 pub const DEFAULT_CLIENT_ID: &str = "smartcity-gateway";
 
+/// Pulsar subscription of the gateway when its `[[pulsar]]` entry names none: its own, so that it
+/// never splits the messages of the distribution service's subscription.
+pub const DEFAULT_PULSAR_SUBSCRIPTION: &str = "smartcity-gateway";
+
 /// Every section and field may be omitted: the defaults below are those of the shipped file
 /// (a test checks that an empty file and `config/gateway.toml` give the same configuration).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    #[serde(default = "default_mqtt")]
-    pub mqtt: MqttConfig,
+    /// MQTT brokers to subscribe to: `[[mqtt]]` tables, or one `[mqtt]` table.
+    #[serde(default = "default_mqtt", deserialize_with = "config_file::one_or_many")]
+    pub mqtt: Vec<MqttConfig>,
+    /// Kafka clusters (native protocol), `[[kafka]]`.
+    #[serde(default)]
+    pub kafka: Vec<KafkaSourceConfig>,
+    /// Kafka REST proxies, `[[kafka_rest]]`.
+    #[serde(default)]
+    pub kafka_rest: Vec<KafkaRestSourceConfig>,
+    /// Pulsar subscriptions, `[[pulsar]]`.
+    #[serde(default, deserialize_with = "pulsar_with_gateway_defaults")]
+    pub pulsar: Vec<PulsarSourceConfig>,
+    /// Where readings are written: InfluxDB when this section is present and enabled.
+    #[serde(default)]
+    pub influxdb: Option<InfluxConfig>,
+    /// Where readings are written when InfluxDB is not configured: line-protocol files.
+    #[serde(default)]
+    pub files: FilesConfig,
+    #[serde(default)]
+    pub writer: WriterConfig,
+    #[serde(default = "default_spool")]
+    pub spool: SpoolConfig,
+    #[serde(default)]
+    pub dead_letters: DeadLetterConfig,
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
     pub state: StateConfig,
 }
 
-fn default_mqtt() -> MqttConfig {
-    MqttConfig::new("127.0.0.1", 1883, DEFAULT_CLIENT_ID)
+fn default_mqtt() -> Vec<MqttConfig> {
+    vec![MqttConfig::new("127.0.0.1", 1883, DEFAULT_CLIENT_ID)]
+}
+
+fn default_spool() -> SpoolConfig {
+    SpoolConfig { dir: PathBuf::from("data/gateway/spool"), ..SpoolConfig::default() }
+}
+
+/// `[[pulsar]]` entries, with the gateway's own subscription name when an entry gives none.
+fn pulsar_with_gateway_defaults<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PulsarSourceConfig>, D::Error> {
+    let tables: Vec<toml::Table> = config_file::one_or_many(d)?;
+    tables
+        .into_iter()
+        .map(|mut t| {
+            t.entry("subscription").or_insert_with(|| DEFAULT_PULSAR_SUBSCRIPTION.into());
+            PulsarSourceConfig::deserialize(toml::Value::Table(t)).map_err(serde::de::Error::custom)
+        })
+        .collect()
+}
+
+/// Line-protocol files, the store when no InfluxDB is configured (`make run`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Folder of the `points-*.lp` files (created if missing). Import one with
+    /// `influx write --bucket iot_data --precision ms --file points-....lp`.
+    pub dir: PathBuf,
+    /// A new file starts once the current one reaches this size.
+    pub rotate_bytes: u64,
+    /// Files kept; the oldest are deleted beyond it (0: keep all).
+    pub keep_files: usize,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig { dir: PathBuf::from("data/gateway/points"), rotate_bytes: 64 << 20, keep_files: 20 }
+    }
+}
+
+/// How readings are grouped into writes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriterConfig {
+    /// Most readings per write (InfluxDB's documented sweet spot is 5000 lines).
+    pub batch_size: usize,
+    /// Longest a reading waits for its batch to fill before it is written anyway.
+    pub linger_ms: u64,
+    /// Readings decoded and waiting for the writer; when full, the sources stop reading.
+    pub queue_capacity: usize,
+    /// Larger messages are dead letters (reason `size`).
+    pub max_message_bytes: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig { batch_size: 5000, linger_ms: 200, queue_capacity: 20_000, max_message_bytes: 65_536 }
+    }
+}
+
+/// Where malformed messages are set aside.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadLetterConfig {
+    /// JSON-lines file of dead letters (raw payload, source, topic, reason, time).
+    pub file: PathBuf,
+    /// Once the file reaches this size it is renamed `*.1` (replacing the previous one) and a new
+    /// one starts.
+    pub rotate_bytes: u64,
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        DeadLetterConfig { file: PathBuf::from("data/gateway/dead-letters.jsonl"), rotate_bytes: 64 << 20 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -58,17 +162,88 @@ impl Default for StateConfig {
 impl GatewayConfig {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut cfg: Self = config_file::load(path, DEFAULT_TOML)?;
-        if cfg.mqtt.client_id.is_empty() {
-            cfg.mqtt.client_id = DEFAULT_CLIENT_ID.into();
+        let several = cfg.mqtt.len() > 1;
+        for m in &mut cfg.mqtt {
+            if m.name.is_empty() {
+                m.name = if several { format!("mqtt-{}-{}", m.host, m.port) } else { "mqtt".into() };
+            }
+            if m.client_id.is_empty() {
+                m.client_id =
+                    if several { format!("{DEFAULT_CLIENT_ID}-{}", m.name) } else { DEFAULT_CLIENT_ID.into() };
+            }
         }
         Ok(cfg)
     }
 
+    /// Puts every file the gateway writes (points, spool, dead letters) under `dir`.
+    pub fn set_data_dir(&mut self, dir: &Path) {
+        self.files.dir = dir.join("points");
+        self.spool.dir = dir.join("spool");
+        self.dead_letters.file = dir.join("dead-letters.jsonl");
+    }
+
+    /// The InfluxDB server readings go to, if one is configured and enabled.
+    pub fn influx(&self) -> Option<&InfluxConfig> {
+        self.influxdb.as_ref().filter(|i| i.enabled)
+    }
+
+    /// Names of the enabled sources, in config order.
+    pub fn source_names(&self) -> Vec<String> {
+        let mqtt = self.mqtt.iter().filter(|c| c.enabled).map(|c| c.name.clone());
+        let kafka = self.kafka.iter().filter(|c| c.enabled).map(|c| c.name.clone());
+        let rest = self.kafka_rest.iter().filter(|c| c.enabled).map(|c| c.name.clone());
+        let pulsar = self.pulsar.iter().map(|c| c.name.clone());
+        mqtt.chain(kafka).chain(rest).chain(pulsar).collect()
+    }
+
     pub fn validate(&self, path: Option<&Path>) -> Result<(), ConfigError> {
-        if !self.mqtt.enabled {
-            config_file::check(path, "mqtt", vec![("enabled", "no source is enabled: enable `mqtt`".into())])?;
+        let names = self.source_names();
+        if names.is_empty() {
+            config_file::check(path, "", vec![("mqtt", "no source is enabled: enable at least one".into())])?;
         }
-        config_file::check(path, "mqtt", self.mqtt.problems())?;
+        let mut seen = BTreeSet::new();
+        for n in &names {
+            if !seen.insert(n) {
+                config_file::check(
+                    path,
+                    "",
+                    vec![("name", format!("two sources are named `{n}`: names must differ"))],
+                )?;
+            }
+        }
+        for (i, m) in self.mqtt.iter().enumerate().filter(|(_, m)| m.enabled) {
+            config_file::check(path, &format!("mqtt[{i}]"), m.problems())?;
+        }
+        for (i, k) in self.kafka.iter().enumerate().filter(|(_, k)| k.enabled) {
+            config_file::check(path, &format!("kafka[{i}]"), k.problems())?;
+        }
+        for (i, k) in self.kafka_rest.iter().enumerate().filter(|(_, k)| k.enabled) {
+            config_file::check(path, &format!("kafka_rest[{i}]"), k.problems())?;
+        }
+        for (i, p) in self.pulsar.iter().enumerate() {
+            config_file::check(path, &format!("pulsar[{i}]"), p.problems())?;
+        }
+        if let Some(influx) = self.influx() {
+            config_file::check(path, "influxdb", influx.problems())?;
+        }
+        config_file::check(path, "", self.spool.problems())?;
+        let mut writer = Vec::new();
+        if !(1..=20_000).contains(&self.writer.batch_size) {
+            writer.push(("batch_size", format!("must be 1-20000 (got {})", self.writer.batch_size)));
+        }
+        if self.writer.linger_ms > 60_000 {
+            writer.push(("linger_ms", format!("must be at most 60000 (got {})", self.writer.linger_ms)));
+        }
+        if self.writer.queue_capacity < self.writer.batch_size {
+            writer.push(("queue_capacity", "must be at least batch_size".into()));
+        }
+        if !(1024..=16 << 20).contains(&self.writer.max_message_bytes) {
+            writer.push(("max_message_bytes", "must be 1024-16777216".into()));
+        }
+        config_file::check(path, "writer", writer)?;
+        if self.files.rotate_bytes < 4096 {
+            config_file::check(path, "files", vec![("rotate_bytes", "must be at least 4096".into())])?;
+        }
         let mut state = Vec::new();
         if !(1..=10_000).contains(&self.state.history_per_sensor) {
             state.push(("history_per_sensor", format!("must be 1-10000 (got {})", self.state.history_per_sensor)));
@@ -84,29 +259,45 @@ impl GatewayConfig {
 mod tests {
     use super::*;
 
+    fn temp(name: &str, text: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("gw-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     #[test]
     fn shipped_file_parses_and_is_valid() {
         let c = GatewayConfig::load(None).unwrap();
         c.validate(None).unwrap();
         assert_eq!(c.http.listen.port(), 8080);
-        assert_eq!(c.mqtt.client_id, "smartcity-gateway");
+        assert_eq!(c.mqtt[0].client_id, "smartcity-gateway");
+        assert!(c.influx().is_none(), "the demo writes files, no InfluxDB needed");
     }
 
     #[test]
     fn every_field_may_be_omitted() {
-        let path = std::env::temp_dir().join(format!("gw-empty-{}.toml", std::process::id()));
-        std::fs::write(&path, "").unwrap();
+        let path = temp("empty", "");
         assert_eq!(GatewayConfig::load(Some(&path)).unwrap(), GatewayConfig::load(None).unwrap());
     }
 
     #[test]
     fn invalid_values_name_file_and_field() {
-        let path = std::env::temp_dir().join(format!("gw-{}.toml", std::process::id()));
-        std::fs::write(&path, DEFAULT_TOML.replace("history_per_sensor = 120", "history_per_sensor = 0")).unwrap();
+        let path = temp("bad", &DEFAULT_TOML.replace("history_per_sensor = 120", "history_per_sensor = 0"));
         let err = GatewayConfig::load(Some(&path)).unwrap().validate(Some(&path)).unwrap_err().to_string();
         assert!(err.contains(&path.display().to_string()) && err.contains("`state.history_per_sensor`"), "{err}");
-        std::fs::write(&path, DEFAULT_TOML.replace("[http]", "[htp]")).unwrap();
+        let path = temp("typo", &DEFAULT_TOML.replace("[http]", "[htp]"));
         let err = GatewayConfig::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("htp"), "{err}");
+    }
+
+    #[test]
+    fn pulsar_gets_its_own_subscription_and_names_must_differ() {
+        let path = temp("pulsar", "[[pulsar]]\nname = \"p\"\n[[pulsar]]\nname = \"q\"\nsubscription = \"mine\"\n");
+        let c = GatewayConfig::load(Some(&path)).unwrap();
+        assert_eq!(c.pulsar[0].subscription, DEFAULT_PULSAR_SUBSCRIPTION);
+        assert_eq!(c.pulsar[1].subscription, "mine");
+        let path = temp("dup", "[[kafka]]\nname = \"mqtt\"\n");
+        let err = GatewayConfig::load(Some(&path)).unwrap().validate(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("two sources are named `mqtt`"), "{err}");
     }
 }

@@ -1,43 +1,132 @@
-//! The smart-city gateway: consumes readings from MQTT `city/sensors/#`, keeps the live state of
-//! every sensor, and serves a map dashboard, a JSON API and Prometheus metrics.
+//! The smart-city gateway: consumes readings from MQTT, Kafka (native or through a REST proxy) and
+//! Pulsar, writes every one to InfluxDB (or line-protocol files) with nothing lost, keeps the live
+//! state of every sensor, and serves a map dashboard, a JSON API and Prometheus metrics.
+//!
+//! The pipeline: [`sources`] → [`ingest`] (decode, dead letters, live state) → [`writer`] (batches
+//! to the [`store`], the spool when it cannot take them) → acknowledgement back to the source.
 //!
 //! - [`config`]: `config/gateway.toml`, overrides, validation.
-//! - [`ingest`]: decode, check, record, acknowledge; dead letters for bad messages.
+//! - [`decode`]: the wire codec plus the gateway's checks (size, topic).
+//! - [`dead_letter`]: the dead-letter file.
+//! - [`line_files`]: the store without InfluxDB.
 //! - [`state`]: latest reading and history per sensor, sequence-gap accounting.
 //! - [`web`]: dashboard, `/api/...`, `/metrics`, `/healthz`.
+//! - [`check`]: `gateway check`.
 
+pub mod check;
 pub mod cli;
 pub mod config;
+pub mod dead_letter;
+pub mod decode;
 pub mod ingest;
+pub mod line_files;
+pub mod metrics;
+pub mod sources;
 pub mod state;
+pub mod store;
 pub mod web;
+pub mod writer;
 
 pub use config::GatewayConfig;
 
-use smartcity_connectors::mqtt::MqttSource;
-use smartcity_connectors::{http, metrics};
-use std::sync::Arc;
+use smartcity_connectors::spool::Spool;
+use smartcity_connectors::{http, metrics as shared_metrics};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the gateway until `shutdown`. Returns an error message meant for the user.
 pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), String> {
-    let registry = metrics::registry("gateway");
-    let ingest_metrics = ingest::IngestMetrics::register(&registry);
+    let registry = shared_metrics::registry("gateway");
+    let metrics = metrics::GatewayMetrics::register(&registry);
     let state = Arc::new(state::CityState::new(cfg.state.history_per_sensor, cfg.state.dead_letters_kept));
+    let store = store::Store::new(&cfg, &registry)?;
+    let spool = open_spool(&cfg).await?;
+    let dead = Arc::new(Mutex::new(dead_letter::DeadLetterFile::new(&cfg.dead_letters)));
+    dead.lock().unwrap_or_else(|e| e.into_inner()).check().map_err(|e| format!("dead letters: {e}"))?;
 
     let listener = http::bind(cfg.http.listen, "the dashboard", "http.listen").await?;
     tracing::info!("dashboard on http://{}/ (API: /api/readings, metrics: /metrics)", cfg.http.listen);
+    tracing::info!("writing readings to {}; sources: {}", store.describe(), cfg.source_names().join(", "));
     let http_stop = CancellationToken::new();
     let web = tokio::spawn(http::serve(listener, web::router(state.clone(), registry), http_stop.clone()));
 
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
-    let ingest = tokio::spawn(ingest::run(rx, cfg.mqtt.topic_prefix.clone(), state, ingest_metrics.clone()));
-    let source = MqttSource::new(cfg.mqtt.clone(), ingest_metrics.source.clone());
-    let result = source.run(tx, shutdown.clone()).await.map_err(|e| format!("MQTT {}: {e}", cfg.mqtt.url()));
-    // The source dropped its sender: ingest drains what is buffered, then ends.
+    let writer =
+        writer::Writer::new(store, spool, cfg.spool.max_bytes, cfg.writer.clone(), metrics.clone(), dead.clone());
+    let syncer = tokio::spawn(sync_spool(writer.spool(), Duration::from_millis(cfg.spool.fsync_interval_ms.max(1))));
+    let (item_tx, item_rx) = tokio::sync::mpsc::channel(cfg.writer.queue_capacity);
+    let writer = tokio::spawn(writer.run(item_rx));
+    let (message_tx, message_rx) = tokio::sync::mpsc::channel(1024);
+    let ingest = ingest::Ingest {
+        rules: sources::topic_rules(&cfg),
+        max_message_bytes: cfg.writer.max_message_bytes,
+        state,
+        metrics: metrics.clone(),
+        dead,
+    };
+    let ingest = tokio::spawn(ingest.run(message_rx, item_tx));
+
+    // Sources stop reading at `stop`, then wait (briefly) for what they handed on to be written
+    // and acknowledged before they disconnect.
+    let stop = shutdown.child_token();
+    let mut tasks = JoinSet::new();
+    let started = sources::start(&cfg, &metrics, &message_tx, &stop, &mut tasks);
+    drop(message_tx);
+    let mut result = started;
+    if result.is_err() {
+        stop.cancel();
+    }
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done.map_err(|e| format!("a source task failed: {e}")).and_then(|r| r);
+        if let Err(e) = outcome {
+            if result.is_ok() {
+                tracing::error!("{e}: stopping");
+                result = Err(e);
+            }
+            stop.cancel();
+        }
+    }
+    // Every source is gone: ingest drains what is queued, then the writer writes (or spools) it.
     let _ = ingest.await;
+    let _ = writer.await;
+    syncer.abort();
     http_stop.cancel();
     let _ = web.await;
     tracing::info!("gateway stopped");
     result
+}
+
+/// Opens the spool (replaying what a previous run left), off the async workers.
+async fn open_spool(cfg: &GatewayConfig) -> Result<Spool, String> {
+    let spool_cfg = cfg.spool.clone();
+    let (spool, report) = tokio::task::spawn_blocking(move || Spool::open(spool_cfg))
+        .await
+        .map_err(|e| format!("spool: {e}"))?
+        .map_err(|e| e.to_string())?;
+    for problem in &report.problems {
+        tracing::warn!("spool: {problem}");
+    }
+    if report.records > 0 {
+        tracing::info!(
+            "spool {}: {} batches ({} bytes) from the last run to write first",
+            cfg.spool.dir.display(),
+            report.records,
+            report.bytes
+        );
+    }
+    Ok(spool)
+}
+
+/// `fsync`s the spool on a timer, so that the `interval` policy's window stays bounded when appends stop.
+async fn sync_spool(spool: Arc<Mutex<Spool>>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let spool = spool.clone();
+        let synced = tokio::task::spawn_blocking(move || spool.lock().unwrap_or_else(|e| e.into_inner()).sync()).await;
+        if let Ok(Err(e)) = synced {
+            tracing::error!("{e}");
+        }
+    }
 }

@@ -2,7 +2,8 @@
 
 use clap::Parser;
 use smartcity_connectors::runtime;
-use smartcity_gateway::{cli::Cli, GatewayConfig};
+use smartcity_gateway::cli::{Cli, Command};
+use smartcity_gateway::GatewayConfig;
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -21,13 +22,22 @@ async fn main() -> ExitCode {
         }
     };
     if cli.check_config {
+        let store = cfg.influx().map_or_else(
+            || format!("line-protocol files in {}", cfg.files.dir.display()),
+            |i| format!("InfluxDB {}", i.address()),
+        );
         println!(
-            "configuration OK: MQTT {} ({}/#), dashboard on http://{}/",
-            cfg.mqtt.url(),
-            cfg.mqtt.topic_prefix,
+            "configuration OK: sources {}; store {store}; spool {}; dashboard on http://{}/",
+            cfg.source_names().join(", "),
+            cfg.spool.dir.display(),
             cfg.http.listen
         );
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Check) = cli.command {
+        let rows = smartcity_gateway::check::check(&cfg).await;
+        print!("{}", smartcity_gateway::check::table(&rows));
+        return if rows.iter().any(|r| r.result.is_err()) { ExitCode::from(1) } else { ExitCode::SUCCESS };
     }
     match smartcity_gateway::run(cfg, runtime::shutdown_on_signals()).await {
         Ok(()) => ExitCode::SUCCESS,

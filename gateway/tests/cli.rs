@@ -20,7 +20,7 @@ fn invalid_config_names_file_and_field_and_fails() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(path.to_str().unwrap()) && err.contains("`mqtt.qos`"), "{err}");
+    assert!(err.contains(path.to_str().unwrap()) && err.contains("`mqtt[0].qos`"), "{err}");
 
     let ok = Command::new(env!("CARGO_BIN_EXE_gateway")).arg("--check-config").output().unwrap();
     assert!(ok.status.success());
@@ -32,6 +32,7 @@ fn sigterm_stops_it_cleanly_even_without_a_broker() {
     let (dead_broker, http) = (free_port(), free_port());
     let mut gw = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["--mqtt-port", &dead_broker.to_string(), "--http-listen", &format!("127.0.0.1:{http}")])
+        .args(["--data-dir", std::env::temp_dir().join(format!("gw-cli-{http}")).to_str().unwrap()])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

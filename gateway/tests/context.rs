@@ -14,7 +14,8 @@ async fn serves_the_ngsi_ld_context() {
     let mut gw = GatewayConfig::load(None).unwrap();
     let http = free_port();
     gw.http.listen = format!("127.0.0.1:{http}").parse().unwrap();
-    gw.mqtt.port = free_port(); // nobody there: the gateway serves HTTP regardless
+    gw.mqtt[0].port = free_port();
+    gw.set_data_dir(&std::env::temp_dir().join(format!("gw-context-{http}"))); // nobody there: the gateway serves HTTP regardless
     let stop = CancellationToken::new();
     let task = tokio::spawn(smartcity_gateway::run(gw, stop.clone()));
     let url = format!("http://127.0.0.1:{http}/ngsi-ld/context.jsonld");

@@ -3,6 +3,9 @@
 # Sourced by services.sh. Each start wipes $BENCH_DATA/influxdb and runs the initial setup (POST /api/v2/setup):
 # org `digitribe`, bucket `iot_data`, user `bench`, and an all-access operator token generated for this start
 # (published as BENCH_INFLUX_TOKEN; a copy sits in $BENCH_DATA/influxdb/credentials for svc_ready/svc_env).
+# `services.sh restart influxdb` (BENCH_KEEP_DATA=1) keeps the folder instead: influxd finds its org, bucket,
+# token and points again (an acknowledged write is in its WAL, replayed at start), the setup is skipped
+# (GET /api/v2/setup answers allowed=false) and the token in the env file stays the same.
 # Non-obvious settings: every path (bolt, engine, sqlite) is inside the data folder, otherwise influxd uses
 # ~/.influxdbv2; --reporting-disabled stops the phone-home to usage.influxdata.com (unreachable here).
 
@@ -28,14 +31,21 @@ influx_health() {
 svc_start() {
   stop_pid influxdb   # a start of ours that never became ready
   require_port_free "$INFLUX_PORT"
-  local data="$BENCH_DATA/influxdb" token password
-  rm -rf "$data"; mkdir -p "$data"
+  local data token password
+  data="$(fresh_data_dir influxdb)"   # emptied unless BENCH_KEEP_DATA=1
   start_bg influxdb "$(influx_bin)" \
     --http-bind-address "127.0.0.1:$INFLUX_PORT" \
     --bolt-path "$data/influxd.bolt" --engine-path "$data/engine" --sqlite-path "$data/influxd.sqlite" \
     --reporting-disabled --log-level info
   wait_until "$SVC_READY_TIMEOUT" influxdb influx_health
 
+  # Kept data: already set up, and the token of the first start is still the valid one.
+  if curl -fsS --max-time 5 "http://127.0.0.1:$INFLUX_PORT/api/v2/setup" | grep -q '"allowed": *false'; then
+    [ -n "$(influx_token)" ] ||
+      die "influxdb: the kept data is set up but $(influx_creds) has no token: run 'services.sh down influxdb' then 'up influxdb' (empties it)"
+    log "influxdb: already set up (data kept), token unchanged"
+    return 0
+  fi
   token="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
   password="$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
   ( umask 077; printf 'INFLUX_TOKEN=%s\nINFLUX_PASSWORD=%s\n' "$token" "$password" > "$(influx_creds)" )

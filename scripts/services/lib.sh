@@ -7,7 +7,7 @@
 #     logs/<name>.log       one log per server
 #     run/<name>.pid        pid of the process we started (down stops only these)
 #     data/<name>/          data folder, wiped on every start (kept by `services.sh restart`, for the
-#                           servers whose svc_start uses fresh_data_dir: pulsar)
+#                           servers whose svc_start uses fresh_data_dir: mosquitto, pulsar, influxdb)
 #     env.d/<name>.env      KEY=value lines this server publishes
 #     env                   all env.d files joined: what tests and binaries read
 set -euo pipefail

@@ -46,6 +46,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub mod gate;
+pub mod malformed;
 pub mod ngsi_ld_contract;
 pub mod readback;
 pub mod sim_config;

@@ -29,8 +29,11 @@ async fn simulator_over_tls_to_mosquitto_to_gateway_loses_nothing() {
 
     // Gateway on the plain listener, subscribed before anything is published.
     let mut gw = GatewayConfig::load(None).unwrap();
-    gw.mqtt = MqttConfig::new(&host, bench_var("BENCH_MQTT_PORT").parse().unwrap(), &unique("gw"));
-    gw.mqtt.topic_prefix = prefix.clone();
+    let mut mqtt = MqttConfig::new(&host, bench_var("BENCH_MQTT_PORT").parse().unwrap(), &unique("gw"));
+    mqtt.name = "mqtt".into();
+    mqtt.topic_prefix = prefix.clone();
+    gw.mqtt = vec![mqtt];
+    gw.set_data_dir(&std::env::temp_dir().join(unique("gw-data")));
     let http = format!("http://127.0.0.1:{}", free_port());
     gw.http.listen = http.trim_start_matches("http://").parse().unwrap();
     let stop = CancellationToken::new();

@@ -1,8 +1,10 @@
 //! Settings of the Kafka sink, `[[kafka]]` in the config: one broker cluster, written to by librdkafka.
 
+use super::security::{
+    bootstrap_problem, default_password_env, default_sasl_mechanism, default_security_protocol, one_of, Security,
+};
 use crate::fanout::QueueConfig;
-use crate::secret;
-use crate::tls::{self, TlsConfig};
+use crate::tls::TlsConfig;
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -11,8 +13,6 @@ use std::path::PathBuf;
 const ACKS: [&str; 3] = ["all", "1", "0"];
 /// gzip comes with rdkafka's default `libz` feature; zstd would need its `zstd` feature, which is off.
 const COMPRESSIONS: [&str; 4] = ["none", "gzip", "snappy", "lz4"];
-const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
-const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// A Kafka cluster to publish readings to, one topic per sensor kind.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -110,15 +110,6 @@ fn default_batch_num_messages() -> u32 {
 fn default_message_timeout_ms() -> u64 {
     30_000
 }
-fn default_security_protocol() -> String {
-    "plaintext".into()
-}
-fn default_sasl_mechanism() -> String {
-    "PLAIN".into()
-}
-fn default_password_env() -> String {
-    "SMARTCITY_KAFKA_PASSWORD".into()
-}
 
 impl Default for KafkaConfig {
     fn default() -> Self {
@@ -145,17 +136,18 @@ impl Default for KafkaConfig {
     }
 }
 
-fn one_of(field: &'static str, value: &str, allowed: &[&str]) -> Option<(&'static str, String)> {
-    (!allowed.contains(&value)).then(|| (field, format!("`{value}` is not one of {}", allowed.join(", "))))
-}
-
 impl KafkaConfig {
-    fn uses_sasl(&self) -> bool {
-        self.security_protocol.starts_with("sasl_")
-    }
-
-    fn uses_tls(&self) -> bool {
-        self.security_protocol.ends_with("ssl")
+    /// The security fields, for the checks and settings shared with the source.
+    fn security(&self) -> Security<'_> {
+        Security {
+            protocol: &self.security_protocol,
+            mechanism: &self.sasl_mechanism,
+            username: self.username.as_deref(),
+            password_env: &self.password_env,
+            password_file: self.password_file.as_deref(),
+            tls: self.tls.as_ref(),
+            properties: &self.properties,
+        }
     }
 
     /// Problems a user can fix in the file, as (field, message); empty when valid. No network.
@@ -164,19 +156,12 @@ impl KafkaConfig {
         if self.name.trim().is_empty() {
             p.push(("name", "must not be empty".into()));
         }
-        if self.bootstrap_servers.split(',').any(|s| s.trim().is_empty()) {
-            p.push((
-                "bootstrap_servers",
-                "must list host:port entries, comma-separated (e.g. \"127.0.0.1:9092\")".into(),
-            ));
-        }
+        p.extend(bootstrap_problem(&self.bootstrap_servers));
         if let Some(m) = crate::kafka::topic_problem(&self.topic_template) {
             p.push(("topic_template", m));
         }
         p.extend(one_of("acks", &self.acks, &ACKS));
         p.extend(one_of("compression", &self.compression, &COMPRESSIONS));
-        p.extend(one_of("security_protocol", &self.security_protocol, &PROTOCOLS));
-        p.extend(one_of("sasl_mechanism", &self.sasl_mechanism, &MECHANISMS));
         if self.idempotence && self.acks != "all" {
             p.push(("acks", format!("must be \"all\" with idempotence = true (got `{}`)", self.acks)));
         }
@@ -192,27 +177,7 @@ impl KafkaConfig {
         } else if self.message_timeout_ms <= self.linger_ms {
             p.push(("message_timeout_ms", "must be larger than linger_ms".into()));
         }
-        if self.uses_sasl() && self.username.as_deref().is_none_or(|u| u.trim().is_empty()) {
-            p.push(("username", format!("required with security_protocol = \"{}\"", self.security_protocol)));
-        }
-        if self.password_file.is_some() && self.username.is_none() {
-            p.push(("password_file", "needs `username` too".into()));
-        }
-        p.extend(secret::file_problem("password_file", self.password_file.as_deref()));
-        if let Some(t) = &self.tls {
-            if !self.uses_tls() {
-                p.push((
-                    "tls",
-                    format!("is set but security_protocol = \"{}\" does not use TLS", self.security_protocol),
-                ));
-            } else if let Err(e) = tls::client_config(t) {
-                // librdkafka reads the files itself (OpenSSL); loading them here catches a bad path early.
-                p.push(("tls", e.to_string()));
-            }
-        }
-        if self.properties.keys().any(|k| k.trim().is_empty()) {
-            p.push(("properties", "property names must not be empty".into()));
-        }
+        p.extend(self.security().problems());
         p.extend(self.queue.problems());
         p
     }
@@ -233,31 +198,12 @@ impl KafkaConfig {
             .set("linger.ms", self.linger_ms.to_string())
             .set("batch.num.messages", self.batch_num_messages.to_string())
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
-            .set("security.protocol", &self.security_protocol)
             // Brokers close idle connections (connections.max.idle.ms): not an error worth a log line
             // or a `down` state. Real connection failures are still reported.
             .set("log.connection.close", "false");
-        if self.uses_sasl() {
-            let user = self.username.as_deref().ok_or("username is required with SASL")?;
-            let password = secret::read(&self.password_env, self.password_file.as_deref())?
-                .ok_or_else(|| format!("no SASL password: set {} or password_file", self.password_env))?;
-            c.set("sasl.mechanisms", &self.sasl_mechanism).set("sasl.username", user).set("sasl.password", password);
-        }
-        if self.uses_tls() {
-            c.set("enable.ssl.certificate.verification", "true").set("ssl.endpoint.identification.algorithm", "https");
-            if let Some(t) = &self.tls {
-                c.set("ssl.ca.location", t.ca_file.to_string_lossy());
-                if let Some(cert) = &t.client_cert_file {
-                    c.set("ssl.certificate.location", cert.to_string_lossy());
-                }
-                if let Some(key) = &t.client_key_file {
-                    c.set("ssl.key.location", key.to_string_lossy());
-                }
-            }
-        }
-        for (k, v) in &self.properties {
-            c.set(k, v);
-        }
+        let security = self.security();
+        security.apply(&mut c)?;
+        security.apply_properties(&mut c);
         Ok(c)
     }
 }

@@ -1,15 +1,25 @@
 //! Kafka: a producer sink on librdkafka (rdkafka), one topic per sensor kind (`{kind}` by default:
 //! `traffic`, `air-quality`, ...), the sensor id as message key (one sensor stays in one partition,
-//! in order) and the JSON wire format as value.
+//! in order) and the JSON wire format as value; and a consumer-group source over the same topics
+//! (`source.rs`, `source_config.rs`) that commits only acknowledged offsets.
 //!
 //! The pure part lives here: sorting librdkafka's errors into retry or reject, and the text of its
-//! messages.
+//! messages. Shared by the sink and the source: the security settings (`security.rs`) and the
+//! rate-limited logging of librdkafka's callbacks (`log.rs`); shared with the REST proxy source: the
+//! commit bookkeeping (`commits.rs`).
 
+pub mod commits;
 pub mod config;
+mod log;
+mod security;
 pub mod sink;
+pub mod source;
+pub mod source_config;
 
 pub use config::KafkaConfig;
 pub use sink::KafkaSink;
+pub use source::KafkaSource;
+pub use source_config::KafkaSourceConfig;
 
 use crate::sink::{classify, expand_topic, topic_template_problem, Reason};
 use rdkafka::error::KafkaError;

@@ -8,7 +8,8 @@
 //! cause `check()` reports.
 
 use super::config::KafkaConfig;
-use super::{describe, is_permanent, reason_of, repeat_key, tidy};
+use super::log::{librdkafka_log_level, lock, Limited};
+use super::{describe, is_permanent, reason_of, tidy};
 use crate::sink::{expand_topic, Failure, Outcome, Reason, Sink, SinkTelemetry};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -19,96 +20,25 @@ use rdkafka::ClientConfig;
 use smartcity_model::codec::json;
 use smartcity_model::{Reading, SensorKind};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// librdkafka repeats a failing connection's error on every reconnect: one line per cause and period.
-const REPEAT_EVERY: Duration = Duration::from_secs(30);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while holding the lock leaves plain data behind: still usable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// When each distinct message was last logged, and how many repeats were held back since.
-#[derive(Default)]
-struct Repeats(HashMap<String, (Instant, u64)>);
-
-impl Repeats {
-    /// `Some(held back since the last line)` when `message` is to be logged now.
-    fn admit(&mut self, message: &str) -> Option<u64> {
-        let now = Instant::now();
-        let key = repeat_key(message);
-        match self.0.get_mut(key) {
-            Some((last, held)) if now.duration_since(*last) < REPEAT_EVERY => {
-                *held += 1;
-                None
-            }
-            Some((last, held)) => {
-                *last = now;
-                Some(std::mem::take(held))
-            }
-            None => {
-                // Messages carry addresses, not data: few distinct ones. The bound is a safety net.
-                if self.0.len() >= 256 {
-                    self.0.clear();
-                }
-                self.0.insert(key.to_string(), (now, 0));
-                Some(0)
-            }
-        }
-    }
-}
 
 /// The last client-level error librdkafka reported, sorted: the real cause behind timeouts.
 type LastError = Arc<Mutex<Option<(Reason, String)>>>;
 
 /// The librdkafka callbacks of one sink.
 struct Context {
-    name: String,
     telemetry: SinkTelemetry,
     last_error: LastError,
-    repeats: Mutex<Repeats>,
-}
-
-impl Context {
-    /// Logs `message` unless it is a recent repeat.
-    fn emit(&self, level: tracing::Level, message: &str) {
-        let Some(held) = lock(&self.repeats).admit(message) else { return };
-        let name = &self.name;
-        let repeats = if held > 0 {
-            format!(" ({held} repeats in the last {}s not logged)", REPEAT_EVERY.as_secs())
-        } else {
-            String::new()
-        };
-        match level {
-            tracing::Level::ERROR => tracing::error!("sink `{name}`: {message}{repeats}"),
-            tracing::Level::WARN => tracing::warn!("sink `{name}`: {message}{repeats}"),
-            tracing::Level::INFO => tracing::info!("sink `{name}`: {message}{repeats}"),
-            _ => tracing::debug!("sink `{name}`: {message}{repeats}"),
-        }
-    }
+    log: Limited,
 }
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let level = match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::Level::ERROR
-            }
-            RDKafkaLogLevel::Warning => tracing::Level::WARN,
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::Level::INFO,
-            RDKafkaLogLevel::Debug => {
-                // Only there with librdkafka's `debug` property, asked for on purpose: all passed on.
-                tracing::debug!("sink `{}`: librdkafka {fac}: {log_message}", self.name);
-                return;
-            }
-        };
-        // Failures are logged by librdkafka and also reported to error(): the same tidied text,
-        // so the repeat filter keeps one of the two.
-        self.emit(level, &tidy(log_message));
+        self.log.librdkafka(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -120,24 +50,12 @@ impl ClientContext for Context {
         let message = tidy(&raw);
         self.telemetry.error(why);
         self.telemetry.set_up(false);
-        self.emit(tracing::Level::ERROR, &message);
+        self.log.emit(tracing::Level::ERROR, &message);
         let mut last = lock(&self.last_error);
         // "1/1 brokers are down" follows every failed connection: it would hide the cause before it.
         if code != Some(RDKafkaErrorCode::AllBrokersDown) || last.is_none() {
             *last = Some((why, message));
         }
-    }
-}
-
-/// The lowest level of the lines librdkafka is to send to `log()`: what the tracing subscriber
-/// keeps. rdkafka would ask the `log` crate, which this project does not set up, and get errors only.
-fn librdkafka_log_level() -> RDKafkaLogLevel {
-    use tracing::level_filters::LevelFilter;
-    match LevelFilter::current() {
-        LevelFilter::TRACE | LevelFilter::DEBUG => RDKafkaLogLevel::Debug,
-        LevelFilter::INFO => RDKafkaLogLevel::Info,
-        LevelFilter::WARN => RDKafkaLogLevel::Warning,
-        _ => RDKafkaLogLevel::Error,
     }
 }
 
@@ -148,10 +66,9 @@ fn producer(
     last_error: &LastError,
 ) -> Result<FutureProducer<Context>, String> {
     let context = Context {
-        name: telemetry.name.clone(),
         telemetry: telemetry.clone(),
         last_error: last_error.clone(),
-        repeats: Mutex::new(Repeats::default()),
+        log: Limited::new(format!("sink `{}`", telemetry.name)),
     };
     rd.create_with_context(context).map_err(|e| format!("sink `{}`: Kafka producer: {e}", telemetry.name))
 }
@@ -348,27 +265,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn repeats_are_held_back_and_counted() {
-        let mut r = Repeats::default();
-        assert_eq!(r.admit("broker down (after 1ms in state CONNECT)"), Some(0));
-        assert_eq!(r.admit("broker down (after 9ms in state CONNECT)"), None);
-        assert_eq!(r.admit("auth failed"), Some(0));
-        let key = repeat_key("broker down").to_string();
-        if let Some(entry) = r.0.get_mut(&key) {
-            entry.0 = entry.0.checked_sub(REPEAT_EVERY).unwrap_or(entry.0);
-        }
-        assert_eq!(r.admit("broker down"), Some(1));
-    }
-
-    #[test]
     fn error_callbacks_are_counted_sorted_and_kept() {
         let metrics = crate::metrics::SinkMetrics::register(&prometheus::Registry::new(), "test");
         let telemetry = SinkTelemetry::new(&metrics, "kafka-sasl");
         let context = Context {
-            name: "kafka-sasl".into(),
             telemetry: telemetry.clone(),
             last_error: LastError::default(),
-            repeats: Mutex::new(Repeats::default()),
+            log: Limited::new("sink `kafka-sasl`".into()),
         };
         let reason = "sasl_ssl://127.0.0.1:9093/bootstrap: SASL authentication error: Authentication failed";
         context.error(KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure), reason);

@@ -96,6 +96,38 @@ impl Default for KafkaRestConfig {
     }
 }
 
+/// `(field, message)` when `url` is not a usable proxy base URL (`tls`: a `tls` table is set).
+/// Shared with the source.
+pub(crate) fn url_problem(url: &str, tls: bool) -> Option<(&'static str, String)> {
+    match Url::parse(url) {
+        Err(e) => Some(("url", format!("`{url}` is not a URL: {e}"))),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") || u.cannot_be_a_base() => {
+            Some(("url", format!("`{url}` must be an http:// or https:// URL")))
+        }
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            Some(("url", "must not hold credentials: use `username` and `password_env`".into()))
+        }
+        Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+            Some(("url", "must not have a query or fragment".into()))
+        }
+        Ok(u) if u.scheme() == "http" && tls => Some(("tls", "is set but the url is http://: use https://".into())),
+        Ok(_) => None,
+    }
+}
+
+/// `url` for logs: never credentials. Shared with the source.
+pub(crate) fn address(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        // Not a URL: problems() says so; show it only up to a possible `user:password@`.
+        Err(_) => url.rsplit('@').next().unwrap_or_default().to_string(),
+    }
+}
+
 impl KafkaRestConfig {
     /// Problems a user can fix in the file, as (field, message); empty when valid. No network.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
@@ -103,22 +135,7 @@ impl KafkaRestConfig {
         if self.name.trim().is_empty() {
             p.push(("name", "must not be empty".into()));
         }
-        match Url::parse(&self.url) {
-            Err(e) => p.push(("url", format!("`{}` is not a URL: {e}", self.url))),
-            Ok(u) if !matches!(u.scheme(), "http" | "https") || u.cannot_be_a_base() => {
-                p.push(("url", format!("`{}` must be an http:// or https:// URL", self.url)))
-            }
-            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-                p.push(("url", "must not hold credentials: use `username` and `password_env`".into()))
-            }
-            Ok(u) if u.query().is_some() || u.fragment().is_some() => {
-                p.push(("url", "must not have a query or fragment".into()))
-            }
-            Ok(u) if u.scheme() == "http" && self.tls.is_some() => {
-                p.push(("tls", "is set but the url is http://: use https://".into()))
-            }
-            Ok(_) => {}
-        }
+        p.extend(url_problem(&self.url, self.tls.is_some()));
         if let Some(m) = crate::kafka::topic_problem(&self.topic_template) {
             p.push(("topic_template", m));
         }
@@ -144,15 +161,7 @@ impl KafkaRestConfig {
 
     /// The proxy's URL, for logs: never credentials.
     pub fn address(&self) -> String {
-        match Url::parse(&self.url) {
-            Ok(mut u) => {
-                let _ = u.set_username("");
-                let _ = u.set_password(None);
-                u.to_string()
-            }
-            // Not a URL: problems() says so; show it only up to a possible `user:password@`.
-            Err(_) => self.url.rsplit('@').next().unwrap_or_default().to_string(),
-        }
+        address(&self.url)
     }
 
     /// The per-request timeout.

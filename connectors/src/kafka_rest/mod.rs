@@ -3,18 +3,25 @@
 //! system published.
 //!
 //! The pure part lives here: the requests a batch becomes (grouped by topic, cut by the limits) and
-//! the reading of the proxy's answers. The HTTP calls are in `sink.rs`.
+//! the reading of the proxy's answers. The HTTP calls are in `sink.rs`. The source (a consumer
+//! instance on the proxy, `source.rs`, `source_config.rs`) has its pure part in `consume.rs`.
 
 pub mod config;
+pub mod consume;
 pub mod sink;
+pub mod source;
+pub mod source_config;
 
 pub use config::KafkaRestConfig;
 pub use sink::KafkaRestSink;
+pub use source::KafkaRestSource;
+pub use source_config::KafkaRestSourceConfig;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::Deserialize;
 use smartcity_model::{codec::json, Reading};
+use url::Url;
 
 /// `Content-Type` of a produce request with base64 key and value.
 pub const BINARY_V2: &str = "application/vnd.kafka.binary.v2+json";
@@ -93,6 +100,13 @@ pub fn plan(
         }
     }
     requests
+}
+
+/// `{base}/{segments...}`, each segment escaped (a topic name may hold characters a path may not).
+pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, String> {
+    let mut u = base.clone();
+    u.path_segments_mut().map_err(|_| format!("`{base}` cannot take a path"))?.pop_if_empty().extend(segments);
+    Ok(u)
 }
 
 /// What the proxy did with one record of a request that it answered with 200.

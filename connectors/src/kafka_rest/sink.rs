@@ -6,7 +6,7 @@
 //! the request's readings for good, a transport error retries them.
 
 use super::config::KafkaRestConfig;
-use super::{error_words, plan, written, Written, BINARY_V2, V2};
+use super::{error_words, join, plan, written, Written, BINARY_V2, V2};
 use crate::http_client::{self, retry_after, transport_failure};
 use crate::secret;
 use crate::sink::{expand_topic, Failure, Outcome, Reason, Sink, SinkTelemetry};
@@ -41,13 +41,6 @@ enum Sent {
     Retry { failure: Failure, everything: bool },
     /// Refused for good (4xx).
     Refused(Failure),
-}
-
-/// `{base}/{segments...}`, each segment escaped (a topic name may hold characters a path may not).
-fn join(base: &Url, segments: &[&str]) -> Result<Url, String> {
-    let mut u = base.clone();
-    u.path_segments_mut().map_err(|_| format!("`{base}` cannot take a path"))?.pop_if_empty().extend(segments);
-    Ok(u)
 }
 
 /// The failure of a non-2xx answer, and whether to retry: 5xx and 429 yes, 4xx no.

@@ -67,6 +67,12 @@ pub struct MqttConfig {
     /// The publishing queue, when this connection is a sink (ignored by a subscriber).
     #[serde(default)]
     pub queue: QueueConfig,
+    /// Subscribers only: subscribe to `$share/{share_group}/{topic_prefix}/#` (MQTT 5 shared
+    /// subscription, which Mosquitto, EMQX and HiveMQ also honour for MQTT 3.1.1 clients), so that
+    /// several gateways with the same group split the messages between them. Each gateway still
+    /// needs its own stable `client_id`. None (default): every subscriber gets every message.
+    #[serde(default)]
+    pub share_group: Option<String>,
 }
 
 fn default_password_env() -> String {
@@ -118,6 +124,7 @@ impl MqttConfig {
             password_file: None,
             tls: None,
             queue: QueueConfig::default(),
+            share_group: None,
         }
     }
 
@@ -138,6 +145,11 @@ impl MqttConfig {
         }
         if self.topic_prefix.is_empty() || self.topic_prefix.contains(['#', '+']) || self.topic_prefix.ends_with('/') {
             p.push(("topic_prefix", "must be a plain topic without wildcards or trailing `/`".into()));
+        }
+        if let Some(g) = &self.share_group {
+            if g.is_empty() || g.contains(['/', '#', '+']) {
+                p.push(("share_group", "must be a non-empty name without `/`, `#` or `+`".into()));
+            }
         }
         if self.keep_alive_seconds < 5 {
             p.push(("keep_alive_seconds", "must be at least 5".into()));

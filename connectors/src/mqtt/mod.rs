@@ -10,7 +10,7 @@ pub mod source;
 pub use broker::{EmbeddedBroker, EmbeddedBrokerConfig};
 pub use config::MqttConfig;
 pub use sink::MqttSink;
-pub use source::{Delivery, MqttSource};
+pub use source::MqttSource;
 
 use smartcity_model::{Reading, SensorKind};
 

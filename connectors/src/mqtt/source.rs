@@ -1,39 +1,36 @@
-//! Subscribes to `{prefix}/#` and hands each message on with an acknowledgement.
+//! Subscribes to `{prefix}/#` (or `$share/{group}/{prefix}/#`) and hands each message on as a
+//! [`Message`] whose acknowledgement is the PUBACK.
 //!
 //! Guarantee (QoS 1, clean_session = false, the defaults): at least once. The PUBACK is sent only
-//! when the consumer calls [`Delivery::ack`], i.e. after it has handled the message; the broker
-//! redelivers anything unacknowledged after a reconnect. The event loop is polled continuously even
-//! when the consumer is slow (keep-alives keep flowing); the broker's in-flight window bounds how
-//! many unacknowledged messages can pile up here.
+//! when the consumer acknowledges the message, i.e. after its downstream write; the broker
+//! redelivers anything unacknowledged after a reconnect, and queues what arrives while we are away.
+//!
+//! The event loop is polled without pause, even when the consumer is slow, so keep-alives keep
+//! flowing. Nothing that polls it ever waits on the client's request channel: acknowledgements and
+//! subscriptions go through their own task, because that channel is drained by the very loop that
+//! would be waiting on it (a full channel at a reconnect would stall the source for good). The
+//! broker's in-flight window (`inflight`) bounds how many unacknowledged messages pile up here.
 
 use super::config::MqttConfig;
 use crate::metrics::SourceMetrics;
 use crate::retry::Backoff;
+use crate::source::Message;
 use crate::SinkError;
-use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, Packet, Publish};
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const SOURCE: &str = "mqtt";
+/// Largest incoming packet; beyond it (and beyond the broker's own `message_size_limit`, which
+/// should be lower) a message cannot be received at all.
+pub const INCOMING_LIMIT: usize = 32 << 20;
 
-/// One received message and the means to acknowledge it.
-pub struct Delivery {
-    pub topic: String,
-    pub payload: Bytes,
-    publish: Publish,
-    client: AsyncClient,
-}
-
-impl Delivery {
-    /// Tells the broker the message is handled (PUBACK for QoS 1).
-    pub async fn ack(self) {
-        if let Err(e) = self.client.ack(&self.publish).await {
-            tracing::debug!("ack not sent (client stopping): {e}");
-        }
-    }
+/// What the request task sends to the broker on behalf of the event loop and the acknowledgements.
+enum Request {
+    Ack(Publish),
+    Subscribe,
 }
 
 /// An MQTT subscription.
@@ -47,16 +44,42 @@ impl MqttSource {
         MqttSource { cfg, metrics }
     }
 
+    /// Name in logs and in the `source` label.
+    pub fn name(&self) -> &str {
+        if self.cfg.name.is_empty() {
+            "mqtt"
+        } else {
+            &self.cfg.name
+        }
+    }
+
+    /// The subscription filter: `{prefix}/#`, shared as `$share/{group}/...` when configured.
+    pub fn filter(&self) -> String {
+        match &self.cfg.share_group {
+            Some(group) => format!("$share/{group}/{}/#", self.cfg.topic_prefix),
+            None => format!("{}/#", self.cfg.topic_prefix),
+        }
+    }
+
     /// Runs until `shutdown`; reconnects and re-subscribes by itself.
-    pub async fn run(self, out: mpsc::Sender<Delivery>, shutdown: CancellationToken) -> Result<(), SinkError> {
+    pub async fn run(self, out: mpsc::Sender<Message>, shutdown: CancellationToken) -> Result<(), SinkError> {
         let mut options = self.cfg.options().map_err(SinkError::Fatal)?;
         options.set_manual_acks(true);
+        // Incoming packets up to INCOMING_LIMIT: a larger message than `max_packet_bytes` must reach
+        // the consumer (which sets it aside as a dead letter) rather than break the connection, or
+        // the broker would redeliver it after every reconnect, forever.
+        options.set_max_packet_size(INCOMING_LIMIT.max(self.cfg.max_packet_bytes), self.cfg.max_packet_bytes);
         let (client, mut event_loop) = AsyncClient::new(options, 256);
-        let filter = format!("{}/#", self.cfg.topic_prefix);
+        let name: Arc<str> = self.name().into();
+        let filter = self.filter();
         let url = self.cfg.url();
-        let connected = self.metrics.connected.with_label_values(&[SOURCE]);
-        let mut buffer: VecDeque<Delivery> = VecDeque::new();
+        let connected = self.metrics.connected.with_label_values(&[&name]);
+        let received = self.metrics.received.with_label_values(&[&name]);
+        let (requests, request_rx) = mpsc::unbounded_channel();
+        let request_task = tokio::spawn(send_requests(client.clone(), request_rx, filter.clone(), self.cfg.qos()));
+        let mut buffer: VecDeque<Message> = VecDeque::new();
         let mut backoff = Backoff::default();
+        let mut result = Ok(());
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -69,23 +92,27 @@ impl MqttSource {
                         backoff.reset();
                         connected.set(1);
                         // Subscriptions do not survive a session the broker dropped: always renew.
-                        if let Err(e) = client.subscribe(&filter, self.cfg.qos()).await {
-                            return Err(SinkError::Fatal(format!("cannot subscribe to {filter}: {e}")));
-                        }
-                        tracing::info!("subscribed to {filter} on {url} (session present: {})", ack.session_present);
+                        let _ = requests.send(Request::Subscribe);
+                        tracing::info!("{name}: connected to {url}, subscribing to {filter} (session present: {})", ack.session_present);
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        self.metrics.received.with_label_values(&[SOURCE]).inc();
-                        buffer.push_back(Delivery {
-                            topic: publish.topic.clone(),
-                            payload: publish.payload.clone(),
-                            publish,
-                            client: client.clone(),
+                        received.inc();
+                        let topic = publish.topic.clone();
+                        let payload = publish.payload.clone();
+                        let requests = requests.clone();
+                        let ack = Box::new(move || {
+                            // QoS 0 has nothing to acknowledge; the task is gone only at shutdown,
+                            // when the broker redelivers anyway.
+                            if publish.qos != QoS::AtMostOnce {
+                                let _ = requests.send(Request::Ack(publish));
+                            }
                         });
+                        buffer.push_back(Message::new(name.clone(), topic, payload, ack));
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => {
                         if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                            return Err(SinkError::Fatal(format!("{url} refused the subscription to {filter}")));
+                            result = Err(SinkError::Fatal(format!("{url} refused the subscription to {filter}")));
+                            break;
                         }
                     }
                     Ok(_) => {}
@@ -97,8 +124,22 @@ impl MqttSource {
             }
         }
         connected.set(0);
+        // Unacknowledged messages still buffered are dropped: the broker redelivers them.
+        drop(buffer);
+        drop(requests);
+        // Let the acknowledgements of what the consumer still writes go out before disconnecting:
+        // the request task ends once every message handed on is acknowledged or dropped.
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut request_task = request_task;
+            loop {
+                tokio::select! {
+                    _ = &mut request_task => break,
+                    ev = event_loop.poll() => if ev.is_err() { break },
+                }
+            }
+        })
+        .await;
         let _ = client.disconnect().await;
-        // Let the DISCONNECT go out.
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
             while let Ok(ev) = event_loop.poll().await {
                 if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
@@ -107,6 +148,21 @@ impl MqttSource {
             }
         })
         .await;
-        Ok(())
+        result
+    }
+}
+
+/// Sends acknowledgements and subscriptions on the client; waits for room in its request channel
+/// without holding up the event loop.
+async fn send_requests(client: AsyncClient, mut rx: mpsc::UnboundedReceiver<Request>, filter: String, qos: QoS) {
+    while let Some(request) = rx.recv().await {
+        let sent = match &request {
+            Request::Ack(publish) => client.ack(publish).await,
+            Request::Subscribe => client.subscribe(&filter, qos).await,
+        };
+        if let Err(e) = sent {
+            tracing::debug!("MQTT request not sent (client stopping): {e}");
+            return;
+        }
     }
 }
