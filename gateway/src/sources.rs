@@ -9,6 +9,7 @@ use smartcity_connectors::kafka_rest::KafkaRestSource;
 use smartcity_connectors::mqtt::MqttSource;
 use smartcity_connectors::pulsar::{PulsarDelivery, PulsarSource};
 use smartcity_connectors::source::Message;
+use smartcity_model::SensorKind;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -28,16 +29,31 @@ pub fn topic_rules(cfg: &GatewayConfig) -> HashMap<String, TopicRule> {
         rules.insert(k.name.clone(), TopicRule::Template { template: k.topic_template.clone(), pulsar_names: false });
     }
     for p in &cfg.pulsar {
-        // The topic list names the kinds itself; the default topics follow this template.
-        let template = "persistent://public/default/smartcity-{kind}".to_string();
-        let template = if p.topics.iter().all(|t| t.starts_with("persistent://public/default/smartcity-")) {
-            template
-        } else {
-            "any".into()
+        // A pattern may match any topic: then the topic names no kind to check.
+        let template = match &p.topic_pattern {
+            Some(_) => None,
+            None => pulsar_template(&p.topics),
         };
+        let template = template.unwrap_or_else(|| "any".into());
         rules.insert(p.name.clone(), TopicRule::Template { template, pulsar_names: true });
     }
     rules
+}
+
+/// The `{kind}` template the Pulsar topics follow (`persistent://public/default/smartcity-{kind}`
+/// for the defaults), when they all end in a kind's name after one common prefix; `None` when they
+/// do not (then the topic is not checked against the payload).
+fn pulsar_template(topics: &[String]) -> Option<String> {
+    let mut prefix: Option<&str> = None;
+    for topic in topics {
+        let kind = SensorKind::ALL.into_iter().find(|k| topic.ends_with(k.pulsar_suffix()))?;
+        let p = &topic[..topic.len() - kind.pulsar_suffix().len()];
+        if prefix.is_some_and(|q| q != p) {
+            return None;
+        }
+        prefix = Some(p);
+    }
+    prefix.map(|p| format!("{p}{{kind}}"))
 }
 
 /// Spawns every enabled source on `tasks`; each returns a user-facing error if it cannot run.
@@ -52,22 +68,23 @@ pub fn start(
         metrics.source_started(&m.name);
         let source = MqttSource::new(m.clone(), metrics.source.clone());
         let (out, stop, url, name) = (out.clone(), stop.clone(), m.url(), m.name.clone());
-        tasks.spawn(async move { source.run(out, stop).await.map_err(|e| format!("{name} ({url}): {e}")) });
+        tasks.spawn(
+            async move { source.run(out, stop).await.map_err(|e| format!("mqtt source `{name}` ({url}): {e}")) },
+        );
     }
     for k in cfg.kafka.iter().filter(|k| k.enabled) {
         metrics.source_started(&k.name);
-        let source = KafkaSource::new(k.clone(), metrics.source.clone())
-            .map_err(|e| format!("kafka source `{}`: {e}", k.name))?
+        // Its errors name the source already.
+        let source = KafkaSource::new(k.clone(), metrics.source.clone())?
             .with_lag_gauge(metrics.kafka_lag.with_label_values(&[&k.name]));
-        let (out, stop, name) = (out.clone(), stop.clone(), k.name.clone());
-        tasks.spawn(async move { source.run(out, stop).await.map_err(|e| format!("{name}: {e}")) });
+        let (out, stop) = (out.clone(), stop.clone());
+        tasks.spawn(async move { source.run(out, stop).await.map_err(|e| e.to_string()) });
     }
     for k in cfg.kafka_rest.iter().filter(|k| k.enabled) {
         metrics.source_started(&k.name);
-        let source = KafkaRestSource::new(k.clone(), metrics.source.clone())
-            .map_err(|e| format!("kafka_rest source `{}`: {e}", k.name))?;
-        let (out, stop, name) = (out.clone(), stop.clone(), k.name.clone());
-        tasks.spawn(async move { source.run(out, stop).await.map_err(|e| format!("{name}: {e}")) });
+        let source = KafkaRestSource::new(k.clone(), metrics.source.clone())?;
+        let (out, stop) = (out.clone(), stop.clone());
+        tasks.spawn(async move { source.run(out, stop).await.map_err(|e| e.to_string()) });
     }
     for p in &cfg.pulsar {
         metrics.source_started(&p.name);
@@ -76,7 +93,9 @@ pub fn start(
         let name: Arc<str> = p.name.clone().into();
         tasks.spawn(forward_pulsar(rx, out.clone(), name.clone()));
         let stop = stop.clone();
-        tasks.spawn(async move { source.run(deliveries, stop).await.map_err(|e| format!("{name}: {e}")) });
+        tasks.spawn(
+            async move { source.run(deliveries, stop).await.map_err(|e| format!("pulsar source `{name}`: {e}")) },
+        );
     }
     Ok(())
 }
@@ -97,4 +116,19 @@ async fn forward_pulsar(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pulsar_topics_give_their_template() {
+        let topics: Vec<String> =
+            SensorKind::ALL.iter().map(|k| format!("persistent://public/default/run-{}", k.pulsar_suffix())).collect();
+        assert_eq!(pulsar_template(&topics).as_deref(), Some("persistent://public/default/run-{kind}"));
+        assert_eq!(pulsar_template(&["persistent://t/n/other".to_string()]), None);
+        let mixed = vec!["persistent://a/b/x-noise".to_string(), "persistent://a/b/y-light".to_string()];
+        assert_eq!(pulsar_template(&mixed), None);
+    }
 }

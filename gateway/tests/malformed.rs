@@ -122,7 +122,7 @@ async fn every_bad_payload_is_set_aside_with_its_reason_and_valid_traffic_flows(
             let reasons = by_payload.get(kept).unwrap_or_else(|| panic!("{source}: no dead letter for `{}`", c.name));
             assert!(reasons.contains(&c.reason), "{source}: `{}` set aside as {reasons:?}, not {}", c.name, c.reason);
             let series =
-                format!("smartcity_gateway_messages_rejected_total{{source=\"{source}\",reason=\"{}\"}}", c.reason);
+                format!("smartcity_gateway_messages_rejected_total{{reason=\"{}\",source=\"{source}\"}}", c.reason);
             assert!(gw.metric(&series).await >= 1.0, "{series}");
         }
     }

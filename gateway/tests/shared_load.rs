@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_exactly, expected, wait_mqtt_connected, Gateway, Run, Sources};
+use common::{assert_exactly, create_kafka_topics, expected, wait_log, wait_mqtt_connected, Gateway, Run, Sources};
 use smartcity_testbench::bench_var;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +14,16 @@ async fn two_gateways_split_every_source_and_lose_nothing() {
     let run = Arc::new(Run::new("gw-share").await);
     let sources = Sources { mqtt: true, kafka: true, pulsar: true, share: true, ..Default::default() };
     let influx = bench_var("BENCH_INFLUX_URL");
+    create_kafka_topics(&run).await;
     let a = Gateway::start(&run.gateway_config("a", &sources, &influx, 1 << 30), "a");
     let b = Gateway::start(&run.gateway_config("b", &sources, &influx, 1 << 30), "b");
     wait_mqtt_connected(&a).await;
     wait_mqtt_connected(&b).await;
-    // The Kafka group and the Pulsar subscription settle on two members.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The Kafka group settles on two members (round robin: three of the six topics each), and the
+    // Pulsar subscription has both consumers.
+    wait_log(&a, "3 partition(s) assigned", Duration::from_secs(60)).await;
+    wait_log(&b, "3 partition(s) assigned", Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let (from, to) = ("2026-04-01T00:00:00Z", "2026-04-01T00:16:35Z"); // 200 ticks
     let feeds = [("sm", run.mqtt_sink()), ("sk", run.kafka_sink()), ("sp", run.pulsar_sink())];

@@ -101,6 +101,13 @@ pub fn corpus(valid: &Reading) -> Vec<Case> {
     // --- the `values` object
     add("values-string", "values", edit(&|d| set(d, "values", json!("fast"))), id());
     add("values-empty-array", "values", edit(&|d| set(d, "values", json!([]))), id());
+    // serde would read a struct from a positional array: the decoder must not.
+    add(
+        "values-positional-array",
+        "values",
+        edit(&|d| set(d, "values", json!([50.0, 0.5, 40.0, 1.0, 2.0, 3.0]))),
+        id(),
+    );
     // `values` is kept as raw JSON text by the first pass, so what only its second pass (the kind's
     // struct) sees is a "values" refusal: too deep a nesting, a number out of f64's range. NaN and
     // Infinity are not JSON at all: the first pass refuses them ("syntax", above).

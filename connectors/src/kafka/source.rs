@@ -110,7 +110,15 @@ impl ClientContext for Context {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.connected.set(0);
         }
-        self.log.emit(tracing::Level::ERROR, &tidy(&raw));
+        // A topic the producers have not created yet is normal at startup: it is read once it exists.
+        let level = if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+            || raw.contains("Unknown topic or partition")
+        {
+            tracing::Level::INFO
+        } else {
+            tracing::Level::ERROR
+        };
+        self.log.emit(level, &tidy(&raw));
     }
 
     fn stats(&self, stats: Statistics) {
@@ -240,7 +248,14 @@ impl KafkaSource {
                         let ack = Box::new(move || lock(&shared).acked(&topic, partition, offset));
                         permit.send(Message::new(name.clone(), r.topic, r.payload, ack));
                     }
-                    Some((_, Err(e))) => consumer.context().log.emit(tracing::Level::WARN, &tidy(&e.to_string())),
+                    Some((_, Err(e))) => {
+                        let level = if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
+                            tracing::Level::INFO
+                        } else {
+                            tracing::Level::WARN
+                        };
+                        consumer.context().log.emit(level, &tidy(&e.to_string()))
+                    }
                 },
             }
         }

@@ -178,6 +178,10 @@ impl KafkaSourceConfig {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string())
+            // One partition per kind topic is common: the default `range` assignor hands partition
+            // 0 of every topic to the same member, so a second gateway would get nothing. Round
+            // robin spreads the partitions of all topics over the members (`properties` overrides).
+            .set("partition.assignment.strategy", "roundrobin")
             // Brokers close idle connections: not an error worth a log line.
             .set("log.connection.close", "false");
         let security = self.security();

@@ -352,3 +352,25 @@ pub fn assert_exactly(want: &BTreeSet<(String, u64)>, got: &BTreeSet<(String, u6
         want.len()
     );
 }
+
+/// Creates the run's six Kafka topics (one partition each) before any gateway subscribes, so that a
+/// consumer group settles at once instead of when the first producer creates them.
+pub async fn create_kafka_topics(run: &Run) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", bench_var("BENCH_KAFKA_BOOTSTRAP")).create().unwrap();
+    let names: Vec<String> = run.names.kafka_topics("gw");
+    let topics: Vec<NewTopic> = names.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await.unwrap() {
+        result.unwrap_or_else(|(topic, e)| panic!("creating {topic}: {e}"));
+    }
+}
+
+/// Waits until the gateway's log contains `needle` (or panics after `timeout`).
+pub async fn wait_log(gw: &Gateway, needle: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !gw.log_text().contains(needle) {
+        assert!(Instant::now() < deadline, "no `{needle}` in the log: {}", gw.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -111,12 +111,22 @@ pub fn encode_into(r: &Reading, out: &mut Vec<u8>) {
 
 /// Decodes and validates one JSON reading.
 pub fn decode(bytes: &[u8]) -> Result<Reading, DecodeError> {
+    // serde's derived structs also read a positional array (`[1, "id", ...]`): the wire format is
+    // an object, and anything else is refused before serde sees it.
+    let not_object =
+        |what: &str| <serde_json::Error as serde::de::Error>::custom(format!("{what} must be a JSON object"));
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(DecodeError::Syntax(not_object("a reading")));
+    }
     let wire: WireIn = serde_json::from_slice(bytes).map_err(DecodeError::Syntax)?;
     if wire.v != WIRE_VERSION {
         return Err(DecodeError::Version(wire.v));
     }
     let raw = wire.values.get();
     let values_err = |source| DecodeError::Values { kind: wire.kind, source };
+    if !raw.trim_start().starts_with('{') {
+        return Err(values_err(not_object("`values`")));
+    }
     let values = match wire.kind {
         SensorKind::Traffic => Values::Traffic(serde_json::from_str(raw).map_err(values_err)?),
         SensorKind::AirQuality => Values::AirQuality(serde_json::from_str(raw).map_err(values_err)?),
@@ -204,6 +214,33 @@ mod tests {
         let good = String::from_utf8(encode(&sample_readings()[0])).unwrap();
         let wrong = good.replace("\"type\":\"traffic\"", "\"type\":\"noise\"");
         assert!(matches!(decode(wrong.as_bytes()), Err(DecodeError::Values { .. })));
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use crate::dynamics::Simulation;
+    use crate::Catalogue;
+
+    /// serde's derived structs accept a positional array; the wire format is an object only.
+    #[test]
+    fn arrays_in_place_of_objects_are_refused() {
+        let cat = Catalogue::default_ten();
+        let noise = cat.sensors().iter().find(|s| s.kind == crate::SensorKind::Noise).expect("a noise sensor");
+        let r = Simulation::new(1).reading(noise, chrono::Utc::now(), 0);
+        let mut doc: serde_json::Value = serde_json::from_slice(&super::encode(&r)).unwrap();
+        let fields: Vec<serde_json::Value> = doc["values"].as_object().unwrap().values().cloned().collect();
+        doc["values"] = serde_json::Value::Array(fields);
+        let err = super::decode(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
+        assert!(matches!(err, super::DecodeError::Values { .. }), "{err}");
+        let top: Vec<serde_json::Value> =
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&super::encode(&r))
+                .unwrap()
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
+        let err = super::decode(&serde_json::to_vec(&top).unwrap()).unwrap_err();
+        assert!(matches!(err, super::DecodeError::Syntax(_)), "{err}");
     }
 }
 
