@@ -43,6 +43,7 @@ cat >&2 <<MSG
     readings    mosquitto_sub -h 127.0.0.1 -t 'city/sensors/#' -v
     API         curl -s http://127.0.0.1:8080/api/readings
     metrics     curl -s http://127.0.0.1:8001/metrics   (gateway: :8080/metrics)
+    stored      data/gateway/points/*.lp   (InfluxDB line protocol; README: the gateway with InfluxDB)
   Ctrl-C to stop.
 
 MSG

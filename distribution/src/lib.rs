@@ -6,7 +6,6 @@
 //! - [`config`]: `config/distribution.toml`, overrides, validation.
 //! - [`run`]: the loop (decode, dead letters, fan-out, ack or nack), `check`, metrics.
 
-mod backlog;
 pub mod cli;
 pub mod config;
 pub mod run;

@@ -228,7 +228,11 @@ pub async fn run(cfg: DistributionConfig, shutdown: CancellationToken) -> Result
     let restarts = source.watchdog_restarts();
     let source_task = tokio::spawn(source.run(tx, source_stop.clone()));
     let watchers = [
-        tokio::spawn(crate::backlog::watch(cfg.pulsar.clone(), pipeline.backlog.clone(), Duration::from_secs(5))),
+        tokio::spawn(smartcity_connectors::pulsar::backlog::watch(
+            cfg.pulsar.clone(),
+            pipeline.backlog.clone(),
+            Duration::from_secs(5),
+        )),
         tokio::spawn(mirror(restarts, pipeline.restarts.clone())),
     ];
 

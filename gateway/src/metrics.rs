@@ -33,6 +33,8 @@ pub struct GatewayMetrics {
     pub spooled: IntCounter,
     /// Kafka consumer lag, by source.
     pub kafka_lag: IntGaugeVec,
+    /// Pulsar subscription backlog (admin API), by source; -1 while unknown.
+    pub pulsar_backlog: IntGaugeVec,
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
@@ -50,6 +52,15 @@ impl GatewayMetrics {
         )
         .expect("valid metric definition");
         registry.register(Box::new(kafka_lag.clone())).expect("metric registered once");
+        let pulsar_backlog = IntGaugeVec::new(
+            Opts::new(
+                "smartcity_gateway_pulsar_backlog",
+                "Messages of the Pulsar subscription not yet acknowledged (admin API; -1 while unknown).",
+            ),
+            &["source"],
+        )
+        .expect("valid metric definition");
+        registry.register(Box::new(pulsar_backlog.clone())).expect("metric registered once");
         let m = GatewayMetrics {
             source: SourceMetrics::register(registry, "gateway"),
             accepted: metrics::counter_vec(
@@ -117,6 +128,7 @@ impl GatewayMetrics {
                 "Readings parked in the spool because the store was unavailable or behind.",
             ),
             kafka_lag,
+            pulsar_backlog,
         };
         for k in SensorKind::ALL {
             m.accepted.with_label_values(&[k.as_str()]);

@@ -89,6 +89,17 @@ pub fn start(
     for p in &cfg.pulsar {
         metrics.source_started(&p.name);
         let source = PulsarSource::new(p.clone(), metrics.source.clone())?;
+        let backlog = metrics.pulsar_backlog.with_label_values(&[&p.name]);
+        tasks.spawn({
+            let (cfg, stop) = (p.clone(), stop.clone());
+            async move {
+                tokio::select! {
+                    _ = smartcity_connectors::pulsar::backlog::watch(cfg, backlog, std::time::Duration::from_secs(5)) => {}
+                    _ = stop.cancelled() => {}
+                }
+                Ok(())
+            }
+        });
         let (deliveries, rx) = mpsc::channel(256);
         let name: Arc<str> = p.name.clone().into();
         tasks.spawn(forward_pulsar(rx, out.clone(), name.clone()));

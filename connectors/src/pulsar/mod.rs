@@ -6,6 +6,7 @@
 //! kind's Pulsar name (`airquality`, no dash); message key = sensor id, so a Key_Shared
 //! subscription keeps each sensor's readings in order; event time = `observedAt`.
 
+pub mod backlog;
 mod client;
 pub mod config;
 pub mod sink;

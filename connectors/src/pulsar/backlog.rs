@@ -1,14 +1,15 @@
 //! The subscription's backlog, read from the broker's admin API every few seconds, as a metric: how
-//! far the distribution is behind (the figure an operator watches when a target is down).
+//! far a consumer (the distribution service, the gateway) is behind: the figure an operator watches
+//! when a downstream server is down.
 
+use super::source_config::parse_topic;
+use super::PulsarSourceConfig;
 use prometheus::IntGauge;
-use smartcity_connectors::pulsar::source_config::parse_topic;
-use smartcity_connectors::pulsar::PulsarSourceConfig;
 use std::time::Duration;
 
 /// Every `period`: the sum of `msgBacklog` of our subscription over the configured topics (a
 /// pattern's topics are not listed here: the gauge then covers none and stays at -1).
-pub(crate) async fn watch(cfg: PulsarSourceConfig, gauge: IntGauge, period: Duration) {
+pub async fn watch(cfg: PulsarSourceConfig, gauge: IntGauge, period: Duration) {
     let http = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
         Ok(c) => c,
         Err(_) => return,
