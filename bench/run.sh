@@ -14,3 +14,4 @@ done
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
 echo; echo "== sinks (bench/sinks.sh) =="; bench/sinks.sh
 echo; echo "== distribution (bench/distribution.sh) =="; bench/distribution.sh
+echo; echo "== gateway (bench/gateway.sh) =="; bench/gateway.sh

@@ -13,8 +13,9 @@
 #   queued QoS 1/2 messages, and retained messages all survive, and so does the password.
 # - `persistence true` + `persistence_location <data>/db/`: the in-memory state is saved to
 #   db/mosquitto.db on a clean shutdown (SIGTERM, what stop_pid sends first) and every
-#   `autosave_interval 1` second, so even a SIGKILL (stop_pid's last resort after 20 s) or a crash loses
-#   at most ~1 s. Mosquitto rewrites the whole file at each save; on the bench it stays small.
+#   `autosave_interval 10` seconds, so even a SIGKILL (stop_pid's last resort after 20 s) or a crash loses
+#   at most ~10 s. Mosquitto rewrites the whole file at each save: every second cost a core while a
+#   100,000-message backlog was queued (bench/gateway.sh), so not more often than that.
 # - `max_queued_messages 0` (no limit; default 1000) and `max_queued_bytes 0` (no limit, the default,
 #   stated): above the limit mosquitto silently DROPS QoS 1/2 messages for an offline persistent session,
 #   so a gateway restarting while the simulator publishes would lose readings. The bench wants every
@@ -65,7 +66,7 @@ svc_start() {
 per_listener_settings true
 persistence true
 persistence_location $MOSQ_DIR/db/
-autosave_interval 1
+autosave_interval 10
 max_queued_messages 0
 max_queued_bytes 0
 max_inflight_messages 100

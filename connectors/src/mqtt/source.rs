@@ -6,10 +6,10 @@
 //! redelivers anything unacknowledged after a reconnect, and queues what arrives while we are away.
 //!
 //! The event loop is polled without pause, even when the consumer is slow, so keep-alives keep
-//! flowing. Nothing that polls it ever waits on the client's request channel: acknowledgements and
+//! flowing, unless [`BUFFER_LIMIT`] messages wait for it (then it stops reading: back-pressure).
+//! Nothing that polls it ever waits on the client's request channel: acknowledgements and
 //! subscriptions go through their own task, because that channel is drained by the very loop that
-//! would be waiting on it (a full channel at a reconnect would stall the source for good). The
-//! broker's in-flight window (`inflight`) bounds how many unacknowledged messages pile up here.
+//! would be waiting on it (a full channel at a reconnect would stall the source for good).
 
 use super::config::MqttConfig;
 use crate::metrics::SourceMetrics;
@@ -22,6 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// Messages received and not yet taken by the consumer, at most. While the buffer is full the
+/// event loop is not polled: a pause longer than 1.5 keep-alives makes the broker close the
+/// connection, and the reconnect redelivers whatever was unacknowledged (nothing is lost).
+pub const BUFFER_LIMIT: usize = 1000;
 
 /// Largest incoming packet; beyond it (and beyond the broker's own `message_size_limit`, which
 /// should be lower) a message cannot be received at all.
@@ -87,7 +92,10 @@ impl MqttSource {
                     Ok(permit) => permit.send(buffer.pop_front().expect("buffer is not empty")),
                     Err(_) => break, // consumer gone
                 },
-                event = event_loop.poll() => match event {
+                // Full buffer: stop reading from the socket (TCP flow control then holds the broker
+                // back) until the consumer takes some. Brokers do not all honour the in-flight
+                // window: Mosquitto 2.0 sends a whole queued backlog once acknowledgements start.
+                event = event_loop.poll(), if buffer.len() < BUFFER_LIMIT => match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                         backoff.reset();
                         connected.set(1);
