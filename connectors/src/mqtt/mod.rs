@@ -2,6 +2,7 @@
 //!
 //! Topic layout (from the original system): `{prefix}/{kind}/{sensor id}`, prefix `city/sensors`.
 
+pub mod acks;
 pub mod broker;
 pub mod config;
 pub mod sink;

@@ -2,8 +2,9 @@
 //! [`Message`] whose acknowledgement is the PUBACK.
 //!
 //! Guarantee (QoS 1, clean_session = false, the defaults): at least once. The PUBACK is sent only
-//! when the consumer acknowledges the message, i.e. after its downstream write; the broker
-//! redelivers anything unacknowledged after a reconnect, and queues what arrives while we are away.
+//! when the consumer acknowledges the message, i.e. after its downstream write, and in the order the
+//! messages arrived ([`super::acks`]); the broker redelivers anything unacknowledged after a
+//! reconnect, and queues what arrives while we are away.
 //!
 //! The event loop is polled without pause, even when the consumer is slow, so keep-alives keep
 //! flowing, unless [`BUFFER_LIMIT`] messages wait for it (then it stops reading: back-pressure).
@@ -11,6 +12,7 @@
 //! subscriptions go through their own task, because that channel is drained by the very loop that
 //! would be waiting on it (a full channel at a reconnect would stall the source for good).
 
+use super::acks::AckOrder;
 use super::config::MqttConfig;
 use crate::metrics::SourceMetrics;
 use crate::retry::Backoff;
@@ -32,10 +34,38 @@ pub const BUFFER_LIMIT: usize = 1000;
 /// should be lower) a message cannot be received at all.
 pub const INCOMING_LIMIT: usize = 32 << 20;
 
-/// What the request task sends to the broker on behalf of the event loop and the acknowledgements.
+/// What the request task is asked to do, by the event loop and by the messages' acknowledgements.
 enum Request {
-    Ack(Publish),
+    /// A message was received (QoS 1/2): its PUBACK goes out in this order.
+    Track(Publish),
+    /// Message `n` (its number from `Track`) is handled.
+    Ack(u64),
+    /// Message `n` was dropped unacknowledged.
+    Release(u64),
     Subscribe,
+}
+
+/// The acknowledgement of message `n`: `ack` asks for its PUBACK; dropping it unused releases it.
+struct AckHandle {
+    n: u64,
+    requests: Option<mpsc::UnboundedSender<Request>>,
+}
+
+impl AckHandle {
+    fn ack(mut self) {
+        if let Some(r) = self.requests.take() {
+            // The task is gone only at shutdown, when the broker redelivers anyway.
+            let _ = r.send(Request::Ack(self.n));
+        }
+    }
+}
+
+impl Drop for AckHandle {
+    fn drop(&mut self) {
+        if let Some(r) = self.requests.take() {
+            let _ = r.send(Request::Release(self.n));
+        }
+    }
 }
 
 /// An MQTT subscription.
@@ -85,6 +115,8 @@ impl MqttSource {
         let mut buffer: VecDeque<Message> = VecDeque::new();
         let mut backoff = Backoff::default();
         let mut result = Ok(());
+        // Numbers of the tracked messages, as `AckOrder` counts them.
+        let mut tracked: u64 = 0;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -107,14 +139,15 @@ impl MqttSource {
                         received.inc();
                         let topic = publish.topic.clone();
                         let payload = publish.payload.clone();
-                        let requests = requests.clone();
-                        let ack = Box::new(move || {
-                            // QoS 0 has nothing to acknowledge; the task is gone only at shutdown,
-                            // when the broker redelivers anyway.
-                            if publish.qos != QoS::AtMostOnce {
-                                let _ = requests.send(Request::Ack(publish));
-                            }
-                        });
+                        // QoS 0 has nothing to acknowledge.
+                        let ack: crate::source::Acker = if publish.qos == QoS::AtMostOnce {
+                            Box::new(|| {})
+                        } else {
+                            let handle = AckHandle { n: tracked, requests: Some(requests.clone()) };
+                            tracked += 1;
+                            let _ = requests.send(Request::Track(publish));
+                            Box::new(move || handle.ack())
+                        };
                         buffer.push_back(Message::new(name.clone(), topic, payload, ack));
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => {
@@ -160,17 +193,31 @@ impl MqttSource {
     }
 }
 
-/// Sends acknowledgements and subscriptions on the client; waits for room in its request channel
-/// without holding up the event loop.
+/// Sends acknowledgements (in arrival order, see [`super::acks`]) and subscriptions on the
+/// client; waits for room in its request channel without holding up the event loop.
 async fn send_requests(client: AsyncClient, mut rx: mpsc::UnboundedReceiver<Request>, filter: String, qos: QoS) {
+    let mut order = AckOrder::default();
     while let Some(request) = rx.recv().await {
-        let sent = match &request {
-            Request::Ack(publish) => client.ack(publish).await,
-            Request::Subscribe => client.subscribe(&filter, qos).await,
+        let ready = match request {
+            Request::Track(publish) => {
+                order.track(publish);
+                continue;
+            }
+            Request::Ack(n) => order.ack(n),
+            Request::Release(n) => order.release(n),
+            Request::Subscribe => {
+                if let Err(e) = client.subscribe(&filter, qos).await {
+                    tracing::debug!("MQTT subscription not sent (client stopping): {e}");
+                    return;
+                }
+                continue;
+            }
         };
-        if let Err(e) = sent {
-            tracing::debug!("MQTT request not sent (client stopping): {e}");
-            return;
+        for publish in ready {
+            if let Err(e) = client.ack(&publish).await {
+                tracing::debug!("MQTT acknowledgement not sent (client stopping): {e}");
+                return;
+            }
         }
     }
 }
