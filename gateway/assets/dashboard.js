@@ -25,7 +25,10 @@
   // A sensor can be preselected with a link: http://127.0.0.1:8080/#traffic-fort-de-france-01
   let selected = decodeURIComponent(location.hash.slice(1)) || null;
 
-  $("land").setAttribute("points", window.MARTINIQUE_OUTLINE.map(([lon, lat]) => project(lat, lon).join(",")).join(" "));
+  // The coastline: Natural Earth 1:10m (scripts/coastline/generate.mjs writes martinique.js).
+  const outline = window.MARTINIQUE_OUTLINE.map(([lon, lat]) => project(lat, lon).map((v) => v.toFixed(1)).join(","));
+  $("land").setAttribute("points", outline.join(" "));
+  if (window.MARTINIQUE_ATTRIBUTION) $("attribution").textContent = window.MARTINIQUE_ATTRIBUTION;
   for (const [name, lat, lon] of window.MARTINIQUE_TOWNS) {
     const [x, y] = project(lat, lon);
     const t = document.createElementNS(svgNS, "text");

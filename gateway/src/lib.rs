@@ -21,6 +21,7 @@ pub mod decode;
 pub mod ingest;
 pub mod line_files;
 pub mod metrics;
+pub mod ogc;
 pub mod sources;
 pub mod state;
 pub mod store;
@@ -55,6 +56,8 @@ pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), 
     let writer =
         writer::Writer::new(store, spool, cfg.spool.max_bytes, cfg.writer.clone(), metrics.clone(), dead.clone());
     let syncer = tokio::spawn(sync_spool(writer.spool(), Duration::from_millis(cfg.spool.fsync_interval_ms.max(1))));
+    let silence =
+        tokio::spawn(state::watch_silence(state.clone(), metrics.sensors_silent.clone(), Duration::from_secs(15)));
     let (item_tx, item_rx) = tokio::sync::mpsc::channel(cfg.writer.queue_capacity);
     let writer = tokio::spawn(writer.run(item_rx));
     let (message_tx, message_rx) = tokio::sync::mpsc::channel(1024);
@@ -91,6 +94,7 @@ pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), 
     let _ = ingest.await;
     let _ = writer.await;
     syncer.abort();
+    silence.abort();
     http_stop.cancel();
     let _ = web.await;
     tracing::info!("gateway stopped");

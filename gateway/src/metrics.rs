@@ -15,6 +15,8 @@ pub struct GatewayMetrics {
     pub gaps: IntCounter,
     pub stale: IntCounter,
     pub sensors: IntGauge,
+    /// Sensors seen since start whose latest reading is older than five minutes (`state::watch_silence`).
+    pub sensors_silent: IntGauge,
     /// Readings the store accepted (InfluxDB or the files).
     pub written: IntCounter,
     /// Failed writes, by reason (`connect`, `timeout`, `auth`, `server`, `rejected`, ...).
@@ -80,6 +82,11 @@ impl GatewayMetrics {
                 "Readings older than or equal to the latest of their sensor (redeliveries).",
             ),
             sensors: metrics::gauge(registry, "smartcity_gateway_sensors", "Sensors seen since start."),
+            sensors_silent: metrics::gauge(
+                registry,
+                "smartcity_gateway_sensors_silent",
+                "Sensors seen since start whose latest reading was observed more than 5 minutes ago.",
+            ),
             written: metrics::counter(
                 registry,
                 "smartcity_gateway_points_written_total",

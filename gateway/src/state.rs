@@ -1,11 +1,18 @@
 //! Live state of the city: the latest reading and a short history per sensor, sequence-gap
-//! accounting, and the dead letters (malformed messages set aside with the reason).
+//! accounting, the dead letters (malformed messages set aside with the reason), and the silent
+//! sensors ([`watch_silence`]).
 
 use chrono::{DateTime, Utc};
+use prometheus::IntGauge;
 use serde::Serialize;
 use smartcity_model::Reading;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// A sensor whose latest reading was observed longer ago than this is silent
+/// (`smartcity_gateway_sensors_silent`, alert `SensorSilent`).
+pub const SILENCE: Duration = Duration::from_secs(5 * 60);
 
 /// What happened to a reading offered to the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +109,18 @@ impl CityState {
         self.sensors.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Sensors seen since start whose latest reading's `observedAt` is more than `older_than` before `now`.
+    pub fn silent(&self, now: DateTime<Utc>, older_than: Duration) -> usize {
+        let older_than = chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let Some(threshold) = now.checked_sub_signed(older_than) else { return 0 };
+        self.sensors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|e| e.latest.observed_at < threshold)
+            .count()
+    }
+
     /// The latest reading of every sensor, by id.
     pub fn latest(&self) -> Vec<Reading> {
         self.sensors.read().unwrap_or_else(|e| e.into_inner()).values().map(|e| e.latest.clone()).collect()
@@ -113,6 +132,17 @@ impl CityState {
 
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.dead.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+}
+
+/// Keeps `gauge` at the number of sensors silent for longer than [`SILENCE`], counted every `every`,
+/// until aborted.
+pub async fn watch_silence(state: Arc<CityState>, gauge: IntGauge, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        gauge.set(i64::try_from(state.silent(Utc::now(), SILENCE)).unwrap_or(i64::MAX));
     }
 }
 
@@ -138,6 +168,45 @@ mod tests {
         assert_eq!(s.latest()[0].seq, 5);
         let seqs: Vec<u64> = s.history(&reading(0).sensor_id).unwrap().iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![1, 4, 5], "history is capped at 3");
+    }
+
+    fn observed(sensor: usize, seq: u64, at: DateTime<Utc>) -> Reading {
+        let cat = Catalogue::default_ten();
+        Simulation::new(1).reading(&cat.sensors()[sensor], at, seq)
+    }
+
+    #[test]
+    fn counts_sensors_silent_since_their_latest_reading() {
+        let now = Utc::now();
+        let minutes = |m: i64| now - chrono::Duration::minutes(m);
+        let s = CityState::new(3, 2);
+        assert_eq!(s.silent(now, SILENCE), 0, "no sensor seen yet, none silent");
+        s.accept(observed(0, 0, minutes(10)));
+        s.accept(observed(1, 0, minutes(6)));
+        s.accept(observed(2, 0, minutes(1)));
+        s.accept(observed(3, 0, now - chrono::Duration::seconds(300)));
+        assert_eq!(s.silent(now, SILENCE), 2, "10 and 6 minutes are silent; 1 and exactly 5 are not");
+        assert_eq!(s.silent(now, Duration::from_secs(90)), 3, "the 1-minute one is not silent for 90 s");
+        // A newer reading ends the silence; a stale (redelivered) one does not.
+        s.accept(observed(0, 1, now));
+        s.accept(observed(1, 0, now));
+        assert_eq!(s.silent(now, SILENCE), 1);
+        assert_eq!(s.silent(now, Duration::MAX), 0, "a bound beyond any date: nothing silent");
+    }
+
+    #[tokio::test]
+    async fn watch_silence_sets_the_gauge() {
+        let s = Arc::new(CityState::new(3, 2));
+        s.accept(observed(0, 0, Utc::now() - chrono::Duration::minutes(6)));
+        s.accept(observed(1, 0, Utc::now()));
+        let gauge = IntGauge::new("silent", "test").unwrap();
+        let task = tokio::spawn(watch_silence(s, gauge.clone(), Duration::from_millis(10)));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while gauge.get() != 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        assert_eq!(gauge.get(), 1);
     }
 
     #[test]

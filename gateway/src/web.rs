@@ -1,4 +1,5 @@
-//! HTTP: the live map dashboard (`/`), the JSON API, the NGSI-LD @context, `/metrics` and `/healthz`.
+//! HTTP: the live map dashboard (`/`), the JSON API, OGC API – Features (`/ogc`, see [`crate::ogc`]),
+//! the NGSI-LD @context, `/metrics` and `/healthz`.
 //! Everything the page needs is embedded in the binary: it works with no internet access.
 
 use crate::state::CityState;
@@ -28,7 +29,9 @@ pub fn router(state: Arc<CityState>, registry: Registry) -> Router {
         .route("/api/readings", get(latest))
         .route("/api/sensors/{id}/history", get(history))
         .route("/api/dead-letters", get(dead_letters))
-        .with_state(state)
+        .with_state(state.clone())
+        // OGC API – Features: the sensors for GIS clients (QGIS, GDAL, MapStore).
+        .merge(crate::ogc::router(state))
         .merge(smartcity_connectors::http::metrics_router(registry))
 }
 

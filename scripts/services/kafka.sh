@@ -92,7 +92,11 @@ offsets.topic.num.partitions=3
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
-log.retention.hours=24
+# No time-based retention: the simulator stamps each message with its observedAt (CreateTime), so
+# a backfill of past dates is older than any retention.ms and the broker deleted it at its next
+# retention check, minutes after it was written (a test then saw whole topics "lost"). The bench's
+# data folder is wiped at every start; size is not a concern.
+log.retention.ms=-1
 EOF
 
   cat > "$KAFKA_DIR/log4j.properties" <<'EOF'
