@@ -1,10 +1,62 @@
-// Live map: polls /api/readings every 2 s and draws one marker per sensor.
+// Live map: polls /api/readings every 2 s and /metrics every 3 s; one marker per sensor, filled with the
+// colour of its state (congestion, air-quality level, lamp fault…) and ringed with the colour of its kind.
 (function () {
   "use strict";
-  const COLORS = {
+  // The ring of a marker: which kind of sensor it is.
+  const KIND_COLORS = {
     "traffic": "#f97316", "air-quality": "#a3e635", "parking": "#38bdf8",
     "noise": "#e879f9", "weather": "#facc15", "light": "#f8fafc",
   };
+  const GOOD = "#22c55e", FAIR = "#facc15", POOR = "#f97316", BAD = "#ef4444", VERY_BAD = "#a855f7",
+    WORST = "#7f1d1d", OFF = "#64748b", COOL = "#38bdf8";
+  // The fill of a marker: per kind, the first rule whose test holds gives the colour. The legend is
+  // generated from the same table, so the two cannot disagree. Thresholds: docs/wire-format.md fields.
+  const STATES = {
+    "traffic": [
+      [BAD, "congested", (v) => v.congested === true],
+      [POOR, "occupancy ≥ 50 %", (v) => v.occupancy >= 0.5],
+      [FAIR, "occupancy ≥ 25 %", (v) => v.occupancy >= 0.25],
+      [GOOD, "fluid", () => true],
+    ],
+    "air-quality": [
+      [GOOD, "good", (v) => v.airQualityLevel === "good"],
+      [FAIR, "moderate", (v) => v.airQualityLevel === "moderate"],
+      [POOR, "unhealthy for sensitive groups", (v) => v.airQualityLevel === "unhealthyForSensitiveGroups"],
+      [BAD, "unhealthy", (v) => v.airQualityLevel === "unhealthy"],
+      [VERY_BAD, "very unhealthy", (v) => v.airQualityLevel === "veryUnhealthy"],
+      [WORST, "hazardous", () => true],
+    ],
+    "parking": [
+      [BAD, "full or ≥ 95 %", (v) => v.availableSpotNumber === 0 || occupied(v) >= 0.95],
+      [POOR, "≥ 80 % taken", (v) => occupied(v) >= 0.8],
+      [GOOD, "spaces free", () => true],
+    ],
+    "noise": [
+      [BAD, "LAeq > 75 dB(A)", (v) => v.LAeq > 75],
+      [POOR, "LAeq > 65 dB(A)", (v) => v.LAeq > 65],
+      [GOOD, "≤ 65 dB(A)", () => true],
+    ],
+    "weather": [
+      [BAD, "> 31 °C", (v) => v.temperature > 31],
+      [POOR, "> 28 °C", (v) => v.temperature > 28],
+      [GOOD, "> 24 °C", (v) => v.temperature > 24],
+      [COOL, "≤ 24 °C", () => true],
+    ],
+    "light": [
+      [BAD, "fault", (v) => v.status !== "ok"],
+      [OFF, "off", (v) => v.powerState === "off"],
+      [GOOD, "on / low / booting", () => true],
+    ],
+  };
+  // Parking occupancy from the spot counts (available/total), the fields a car park really reports.
+  function occupied(v) {
+    return v.totalSpotNumber > 0 ? 1 - v.availableSpotNumber / v.totalSpotNumber : v.occupancy;
+  }
+  function stateOf(r) {
+    const rule = (STATES[r.type] || []).find(([, , test]) => test(r.values));
+    return rule ? { color: rule[0], label: rule[1] } : { color: "#999", label: "unknown" };
+  }
+
   const UNITS = {
     intensity: "veh/h", averageVehicleSpeed: "km/h", pm10: "µg/m³", pm25: "µg/m³", no2: "µg/m³",
     o3: "µg/m³", co: "mg/m³", so2: "µg/m³", LAeq: "dB(A)", LAmax: "dB(A)", LAS: "dB(A)",
@@ -12,11 +64,17 @@
     precipitation: "mm", powerConsumption: "W",
   };
   const RATIOS = new Set(["occupancy", "relativeHumidity", "illuminanceLevel"]);
-  // The value charted in the history panel, per kind.
-  const MAIN = {
-    "traffic": "intensity", "air-quality": "pm10", "parking": "occupancy",
-    "noise": "LAeq", "weather": "temperature", "light": "powerConsumption",
+  // The lines of the detail chart, per kind: its main values (at most two units, one axis each).
+  const CHART = {
+    "traffic": ["intensity", "averageVehicleSpeed"],
+    "air-quality": ["pm10", "pm25", "no2", "o3"],
+    "parking": ["occupancy"],
+    "noise": ["LAeq", "LAmax", "LAS"],
+    "weather": ["temperature", "relativeHumidity"],
+    "light": ["powerConsumption", "illuminanceLevel"],
   };
+  const LINE_COLORS = ["#38bdf8", "#f97316", "#a3e635", "#e879f9"];
+
   // Equirectangular projection scaled by cos(latitude), fitted to the viewBox.
   const LON0 = -61.25, LAT0 = 14.90, SCALE = 940, COS = Math.cos(14.65 * Math.PI / 180);
   const project = (lat, lon) => [(lon - LON0) * COS * SCALE + 10, (LAT0 - lat) * SCALE + 10];
@@ -24,20 +82,36 @@
   const $ = (id) => document.getElementById(id);
   // A sensor can be preselected with a link: http://127.0.0.1:8080/#traffic-fort-de-france-01
   let selected = decodeURIComponent(location.hash.slice(1)) || null;
+  const hiddenKinds = new Set();
+  let lastReadings = [];
 
-  // The coastline: Natural Earth 1:10m (scripts/coastline/generate.mjs writes martinique.js).
-  const outline = window.MARTINIQUE_OUTLINE.map(([lon, lat]) => project(lat, lon).map((v) => v.toFixed(1)).join(","));
-  $("land").setAttribute("points", outline.join(" "));
-  if (window.MARTINIQUE_ATTRIBUTION) $("attribution").textContent = window.MARTINIQUE_ATTRIBUTION;
-  for (const [name, lat, lon] of window.MARTINIQUE_TOWNS) {
-    const [x, y] = project(lat, lon);
-    const t = document.createElementNS(svgNS, "text");
-    t.setAttribute("x", x + 4); t.setAttribute("y", y - 4); t.setAttribute("class", "town");
-    t.textContent = name;
-    $("towns").appendChild(t);
+  function drawIsland() {
+    // The coastline: Natural Earth 1:10m (scripts/coastline/generate.mjs writes martinique.js).
+    const outline = window.MARTINIQUE_OUTLINE.map(([lon, lat]) => project(lat, lon).map((v) => v.toFixed(1)).join(","));
+    $("land").setAttribute("points", outline.join(" "));
+    if (window.MARTINIQUE_ATTRIBUTION) $("attribution").textContent = window.MARTINIQUE_ATTRIBUTION;
+    for (const [name, lat, lon] of window.MARTINIQUE_TOWNS) {
+      const [x, y] = project(lat, lon);
+      const t = document.createElementNS(svgNS, "text");
+      t.setAttribute("x", x + 4); t.setAttribute("y", y - 4); t.setAttribute("class", "town");
+      t.textContent = name;
+      $("towns").appendChild(t);
+    }
   }
-  $("legend").innerHTML = Object.entries(COLORS)
-    .map(([k, c]) => `<span><i style="background:${c}"></i>${k}</span>`).join("");
+
+  // One checkbox per kind (ringed like its markers) and, under it, what the fill colours mean.
+  function drawFiltersAndLegend() {
+    $("filters").innerHTML = Object.entries(KIND_COLORS).map(([k, c]) =>
+      `<label><input type="checkbox" data-kind="${k}" checked><i class="ring" style="border-color:${c}"></i>${k}</label>`).join("");
+    $("filters").addEventListener("change", (e) => {
+      const kind = e.target.dataset.kind;
+      if (e.target.checked) hiddenKinds.delete(kind); else hiddenKinds.add(kind);
+      render(lastReadings);
+    });
+    $("legend").innerHTML = Object.entries(STATES).map(([k, rules]) =>
+      `<div><b style="color:${KIND_COLORS[k]}">${k}</b> ` +
+      rules.map(([c, label]) => `<span><i style="background:${c}"></i>${escapeHtml(label)}</span>`).join("") + "</div>").join("");
+  }
 
   function fmt(key, v) {
     if (typeof v === "number" && RATIOS.has(key)) return `${key} ${(v * 100).toFixed(0)} %`;
@@ -48,37 +122,52 @@
     return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   }
 
-  function render(readings) {
-    const now = Date.now();
+  // Creates or moves the marker of a reading. Hidden kinds have no marker at all, so a filtered map
+  // is exactly what its DOM says.
+  function upsertMarker(r, now) {
     const markers = $("markers");
-    const seen = new Set();
-    for (const r of readings) {
-      seen.add(r.id);
-      let m = markers.querySelector(`[data-sensor-id="${CSS.escape(r.id)}"]`);
-      if (!m) {
-        m = document.createElementNS(svgNS, "circle");
-        m.setAttribute("class", "marker");
-        m.setAttribute("r", 6);
-        m.dataset.sensorId = r.id;
-        m.addEventListener("click", () => select(r.id));
-        m.appendChild(document.createElementNS(svgNS, "title"));
-        markers.appendChild(m);
-      }
-      const [x, y] = project(r.lat, r.lon);
-      m.setAttribute("cx", x.toFixed(1)); m.setAttribute("cy", y.toFixed(1));
-      m.setAttribute("fill", COLORS[r.type] || "#999");
-      const ageS = (now - Date.parse(r.observedAt)) / 1000;
-      m.classList.toggle("stale", ageS > 300);
-      m.classList.toggle("selected", r.id === selected);
-      m.firstChild.textContent = `${r.id} (${r.commune})\n` + Object.entries(r.values).map(([k, v]) => fmt(k, v)).join("\n");
+    let m = markers.querySelector(`[data-sensor-id="${CSS.escape(r.id)}"]`);
+    if (!m) {
+      m = document.createElementNS(svgNS, "circle");
+      m.setAttribute("class", "marker");
+      m.setAttribute("r", 6);
+      m.dataset.sensorId = r.id;
+      m.addEventListener("click", () => select(r.id));
+      m.appendChild(document.createElementNS(svgNS, "title"));
+      markers.appendChild(m);
     }
-    for (const m of Array.from(markers.children)) if (!seen.has(m.dataset.sensorId)) m.remove();
-    $("sensors").innerHTML = readings.map((r) => {
-      const age = Math.max(0, Math.round((now - Date.parse(r.observedAt)) / 1000));
-      const vals = Object.entries(r.values).map(([k, v]) => escapeHtml(fmt(k, v))).join(" · ");
-      return `<tr data-id="${escapeHtml(r.id)}" class="${r.id === selected ? "selected" : ""}"><td><i style="color:${COLORS[r.type]}">●</i> ${escapeHtml(r.id)}<br><span class="values">${escapeHtml(r.commune)} · #${r.seq}</span></td><td class="values">${vals}</td><td>${age}s</td></tr>`;
-    }).join("");
-    $("status").textContent = `${readings.length} sensors · updated ${new Date().toLocaleTimeString()}`;
+    const [x, y] = project(r.lat, r.lon);
+    const state = stateOf(r);
+    m.setAttribute("cx", x.toFixed(1)); m.setAttribute("cy", y.toFixed(1));
+    m.setAttribute("fill", state.color);
+    m.setAttribute("stroke", KIND_COLORS[r.type] || "#999");
+    m.dataset.kind = r.type;
+    m.dataset.state = state.label;
+    m.classList.toggle("stale", (now - Date.parse(r.observedAt)) / 1000 > 300);
+    m.classList.toggle("selected", r.id === selected);
+    const values = Object.entries(r.values).map(([k, v]) => fmt(k, v));
+    m.firstChild.textContent = [`${r.id} (${r.commune}): ${state.label}`, ...values].join("\n");
+  }
+
+  function tableRow(r, now) {
+    const age = Math.max(0, Math.round((now - Date.parse(r.observedAt)) / 1000));
+    const vals = Object.entries(r.values).map(([k, v]) => escapeHtml(fmt(k, v))).join(" · ");
+    const state = stateOf(r);
+    return `<tr data-id="${escapeHtml(r.id)}" class="${r.id === selected ? "selected" : ""}"><td>` +
+      `<i class="dot" style="background:${state.color};border-color:${KIND_COLORS[r.type]}"></i> ${escapeHtml(r.id)}<br>` +
+      `<span class="values">${escapeHtml(r.commune)} · #${r.seq} · ${escapeHtml(state.label)}</span></td>` +
+      `<td class="values">${vals}</td><td>${age}s</td></tr>`;
+  }
+
+  function render(readings) {
+    lastReadings = readings;
+    const now = Date.now();
+    const shown = readings.filter((r) => !hiddenKinds.has(r.type));
+    const keep = new Set(shown.map((r) => r.id));
+    for (const m of Array.from($("markers").children)) if (!keep.has(m.dataset.sensorId)) m.remove();
+    for (const r of shown) upsertMarker(r, now);
+    $("sensors").innerHTML = shown.map((r) => tableRow(r, now)).join("");
+    $("status").textContent = `${shown.length} of ${readings.length} sensors shown · updated ${new Date().toLocaleTimeString()}`;
   }
 
   function select(id) {
@@ -86,27 +175,32 @@
     history.replaceState(null, "", `#${encodeURIComponent(id)}`);
     refresh();
   }
-  $("sensors").addEventListener("click", (e) => {
-    const row = e.target.closest("tr[data-id]");
-    if (row) select(row.dataset.id);
-  });
+  function closeDetail() {
+    selected = null;
+    history.replaceState(null, "", location.pathname + location.search);
+    $("detail").hidden = true;
+    render(lastReadings);
+  }
 
-  // The selected sensor's recent readings, as a line of its main value.
-  async function drawHistory() {
+  // The selected sensor's history (from /api/sensors/{id}/history): one line per main value of its kind.
+  async function drawDetail() {
     if (!selected) return;
     const res = await fetch(`/api/sensors/${encodeURIComponent(selected)}/history`, { cache: "no-store" });
-    if (!res.ok) { $("history").hidden = true; return; }
+    if (!res.ok) { $("detail").hidden = true; return; }
     const readings = await res.json();
     if (readings.length === 0) return;
-    const key = MAIN[readings[0].type];
-    const values = readings.map((r) => Number(r.values[key]));
-    const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
-    const step = values.length > 1 ? 440 / (values.length - 1) : 0;
-    const points = values.map((v, i) => `${(i * step).toFixed(1)},${(85 - (v - lo) / span * 80).toFixed(1)}`).join(" ");
-    $("history-chart").innerHTML = `<polyline class="history" points="${points}"></polyline>`;
-    $("history-title").textContent =
-      `${selected} · ${fmt(key, values[values.length - 1])} (last ${values.length} readings, min ${lo}, max ${hi})`;
-    $("history").hidden = false;
+    const latest = readings[readings.length - 1];
+    const series = (CHART[latest.type] || []).map((key, i) => ({
+      key, label: key, color: LINE_COLORS[i % LINE_COLORS.length],
+      unit: RATIOS.has(key) ? "%" : UNITS[key] || "",
+      scale: RATIOS.has(key) ? (v) => Number(v) * 100 : Number,
+    }));
+    window.HistoryChart.draw($("detail-chart"), readings, series);
+    $("detail-title").textContent = `${selected} · ${latest.commune} · ${stateOf(latest).label}`;
+    $("detail-keys").innerHTML = series.map((s) =>
+      `<span><i style="background:${s.color}"></i>${escapeHtml(fmt(s.key, latest.values[s.key]))}</span>`).join("");
+    $("detail-range").textContent = `last ${readings.length} readings kept in memory by the gateway`;
+    $("detail").hidden = false;
   }
 
   async function refresh() {
@@ -114,12 +208,33 @@
       const res = await fetch("/api/readings", { cache: "no-store" });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       render(await res.json());
-      await drawHistory();
+      await drawDetail();
       $("error").textContent = "";
     } catch (e) {
       $("error").textContent = `gateway unreachable: ${e.message}`;
     }
   }
-  refresh();
+
+  // Scripted clicks for browsers without input (the headless test uses --dump-dom): ?actions=toggle:noise,click:ID
+  // clicks the kind's checkbox or the sensor's marker, the same events a person's click fires.
+  function runActions() {
+    const actions = new URLSearchParams(location.search).get("actions");
+    for (const action of (actions || "").split(",").filter(Boolean)) {
+      const [verb, arg] = [action.slice(0, action.indexOf(":")), action.slice(action.indexOf(":") + 1)];
+      const target = verb === "toggle" ? $("filters").querySelector(`input[data-kind="${CSS.escape(arg)}"]`)
+        : $("markers").querySelector(`[data-sensor-id="${CSS.escape(arg)}"]`);
+      if (target) target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+    }
+  }
+
+  $("sensors").addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-id]");
+    if (row) select(row.dataset.id);
+  });
+  $("detail-close").addEventListener("click", closeDetail);
+  drawIsland();
+  drawFiltersAndLegend();
+  window.PipelineHealth.start($("health"), 3000);
+  refresh().then(runActions);
   setInterval(refresh, 2000);
 })();

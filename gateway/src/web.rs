@@ -16,12 +16,16 @@ use std::sync::Arc;
 const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
 const DASHBOARD_JS: &str = include_str!("../assets/dashboard.js");
 const MARTINIQUE_JS: &str = include_str!("../assets/martinique.js");
+const CHART_JS: &str = include_str!("../assets/chart.js");
+const HEALTH_JS: &str = include_str!("../assets/health.js");
 
 pub fn router(state: Arc<CityState>, registry: Registry) -> Router {
     Router::new()
         .route("/", get(|| async { Html(DASHBOARD_HTML) }))
         .route("/dashboard.js", get(|| async { javascript(DASHBOARD_JS) }))
         .route("/martinique.js", get(|| async { javascript(MARTINIQUE_JS) }))
+        .route("/chart.js", get(|| async { javascript(CHART_JS) }))
+        .route("/health.js", get(|| async { javascript(HEALTH_JS) }))
         .route("/healthz", get(|| async { "ok\n" }))
         // The JSON-LD context of our NGSI-LD entities, so that context brokers expand them without
         // the internet (the default `context_url` of the simulator's NGSI-LD sinks).

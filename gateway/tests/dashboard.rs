@@ -7,6 +7,7 @@ use smartcity_simulator::SimulatorConfig;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -63,7 +64,10 @@ async fn wait_for_sensors(http: &str, n: usize) -> Vec<serde_json::Value> {
 }
 
 fn chromium(args: &[&str]) -> String {
-    let profile = std::env::temp_dir().join(format!("chromium-profile-{}", std::process::id()));
+    // One profile per run: Chromium locks its profile, and both tests of this file start it at once.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let profile = std::env::temp_dir().join(format!("chromium-profile-{}-{run}", std::process::id()));
     let out = Command::new("chromium")
         .args([
             "--headless",
@@ -81,8 +85,56 @@ fn chromium(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("chromium is installed (make setup)");
+    let _ = std::fs::remove_dir_all(&profile);
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The page as headless Chromium renders it after its scripts ran (`--dump-dom`).
+async fn rendered_dom(url: String) -> String {
+    tokio::task::spawn_blocking(move || chromium(&["--dump-dom", &url])).await.unwrap()
+}
+
+/// A screenshot of `url` at `target/{name}`, checked to be a real PNG.
+async fn screenshot(url: String, name: &str) -> PathBuf {
+    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target").join(name);
+    let arg = format!("--screenshot={}", shot.display());
+    tokio::task::spawn_blocking(move || chromium(&[&arg, &url])).await.unwrap();
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", shot.display());
+    shot
+}
+
+/// A number of the pipeline health strip, `<b id="{id}">…</b>`.
+fn health_value(dom: &str, id: &str) -> f64 {
+    let open = format!("<b id=\"{id}\">");
+    let value = &dom[dom.find(&open).unwrap_or_else(|| panic!("{id} in the health strip")) + open.len()..];
+    value[..value.find('<').unwrap()].parse().unwrap_or_else(|e| panic!("{id}: {e}"))
+}
+
+/// The `data-sensor-id` of every marker drawn on the map.
+fn marker_ids(dom: &str) -> Vec<String> {
+    let map = &dom[dom.find("id=\"markers\"").expect("markers group")..];
+    let map = &map[..map.find("</g>").expect("end of markers group")];
+    map.split("<circle").skip(1).filter_map(|m| attribute(m, "data-sensor-id")).collect()
+}
+
+/// The value of `name="…"` in the first tag of `html`.
+fn attribute(html: &str, name: &str) -> Option<String> {
+    let tag = &html[..html.find('>')?];
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    Some(tag[start..start + tag[start..].find('"')?].to_string())
+}
+
+/// The texts of the `<text class="tick-label …">` elements of the detail chart.
+fn tick_labels(dom: &str, class: &str) -> Vec<String> {
+    let chart = &dom[dom.find("id=\"detail-chart\"").expect("detail chart")..];
+    let chart = &chart[..chart.find("</svg>").expect("end of detail chart")];
+    chart
+        .split(&format!("class=\"tick-label {class}\""))
+        .skip(1)
+        .filter_map(|t| Some(t[t.find('>')? + 1..t.find("</text>")?].to_string()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,32 +143,65 @@ async fn dashboard_shows_a_marker_per_sensor_in_headless_chromium() {
     let readings = wait_for_sensors(&demo.http, 10).await;
     assert_eq!(readings.len(), 10);
 
-    let http = demo.http.clone();
-    let dom = tokio::task::spawn_blocking(move || chromium(&["--dump-dom", &format!("{http}/")])).await.unwrap();
-    let markers = dom.matches("class=\"marker").count();
-    assert_eq!(markers, 10, "one marker per sensor in the rendered page");
-    for r in &readings {
-        let id = r["id"].as_str().unwrap();
-        assert!(dom.contains(&format!("data-sensor-id=\"{id}\"")), "marker for {id}");
+    // The map: one marker per sensor, filled by state and ringed by kind; the health strip counts the sensors.
+    let dom = rendered_dom(format!("{}/", demo.http)).await;
+    let mut ids = marker_ids(&dom);
+    ids.sort();
+    let mut expected: Vec<String> = readings.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "one marker per sensor in the rendered page");
+    assert_eq!(health_value(&dom, "h-sensors"), 10.0, "health strip shows the sensors seen");
+    for id in ["h-rate", "h-dead", "h-written", "h-spool"] {
+        assert!(dom.contains(&format!("<b id=\"{id}\">")), "health strip has {id}");
     }
+    assert!(dom.contains("congested") && dom.contains("unhealthy for sensitive groups"), "state legend");
+    let congested = readings.iter().find(|r| r["type"] == "traffic" && r["values"]["congested"] == true);
+    if let Some(r) = congested {
+        let id = r["id"].as_str().unwrap();
+        let marker = &dom[dom.find(&format!("data-sensor-id=\"{id}\"")).unwrap()..];
+        assert!(marker.contains("data-state=\"congested\""), "a congested road is drawn as congested");
+    }
+    let map = screenshot(format!("{}/", demo.http), "dashboard.png").await;
 
-    // A link to a sensor opens its history chart.
-    let http = demo.http.clone();
-    let dom =
-        tokio::task::spawn_blocking(move || chromium(&["--dump-dom", &format!("{http}/#noise-fort-de-france-01")]))
-            .await
-            .unwrap();
-    assert!(dom.contains("<polyline class=\"history\""), "history chart drawn for the linked sensor");
-    assert!(dom.contains("noise-fort-de-france-01 · LAeq"), "history title names the sensor and value");
+    // A kind filter: its markers and table rows disappear, the others stay.
+    let dom = rendered_dom(format!("{}/?actions=toggle:traffic", demo.http)).await;
+    let ids = marker_ids(&dom);
+    let traffic = expected.iter().filter(|id| id.starts_with("traffic-")).count();
+    assert!(traffic > 0);
+    assert_eq!(ids.len(), expected.len() - traffic, "traffic markers hidden: {ids:?}");
+    assert!(ids.iter().all(|id| !id.starts_with("traffic-")), "{ids:?}");
+    assert!(!dom.contains("<tr data-id=\"traffic-"), "traffic rows hidden from the table");
+    assert!(dom.contains("<tr data-id=\"noise-"), "other kinds still listed");
+    let filtered = screenshot(format!("{}/?actions=toggle:traffic", demo.http), "dashboard-filtered.png").await;
 
-    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard.png");
-    let http = demo.http.clone();
-    let arg = format!("--screenshot={}", shot.display());
-    tokio::task::spawn_blocking(move || chromium(&[&arg, &format!("{http}/#traffic-fort-de-france-01")]))
-        .await
-        .unwrap();
-    let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", shot.display());
+    // A click on a marker opens its detail: the history chart with time and value axes.
+    let url = format!("{}/?actions=click:noise-fort-de-france-01", demo.http);
+    let dom = rendered_dom(url.clone()).await;
+    assert!(dom.contains("<section id=\"detail\">"), "detail opened (no longer hidden)");
+    assert!(
+        dom.contains("<span id=\"detail-title\">noise-fort-de-france-01 · Fort-de-France"),
+        "detail names the sensor"
+    );
+    for key in ["LAeq", "LAmax", "LAS"] {
+        assert!(dom.contains(&format!("class=\"history\" data-key=\"{key}\"")), "a line for {key}");
+    }
+    let times = tick_labels(&dom, "time-tick");
+    assert!(!times.is_empty(), "time axis tick labels");
+    for t in &times {
+        let hh_mm = t.len() >= 5 && t.as_bytes()[2] == b':' && t.split(':').all(|p| p.len() == 2);
+        assert!(hh_mm, "time tick {t:?} is HH:MM (or HH:MM:SS)");
+    }
+    let values = tick_labels(&dom, "value-tick");
+    assert!(values.len() >= 2 && values.iter().all(|v| v.ends_with(" dB(A)")), "value ticks with units: {values:?}");
+    let detail = screenshot(url, "dashboard-detail.png").await;
+
+    // A link to a sensor opens its history chart too.
+    let dom = rendered_dom(format!("{}/#traffic-fort-de-france-01", demo.http)).await;
+    assert!(dom.contains("class=\"history\" data-key=\"intensity\""), "history chart drawn for the linked sensor");
+    let units = tick_labels(&dom, "value-tick");
+    assert!(units.iter().any(|v| v.ends_with(" veh/h")) && units.iter().any(|v| v.ends_with(" km/h")), "{units:?}");
+
+    eprintln!("screenshots: {} {} {}", map.display(), filtered.display(), detail.display());
     demo.stop.cancel();
 }
 
@@ -161,6 +246,11 @@ async fn malformed_messages_are_set_aside_and_counted_and_the_rest_flows() {
             .unwrap_or_else(|| panic!("{series}missing: {metrics}"));
         assert!(count >= 1.0, "{series}{count}");
     }
+
+    // The dashboard's health strip counts them too (from the same /metrics).
+    let dom = rendered_dom(format!("{}/", demo.http)).await;
+    let shown = health_value(&dom, "h-dead");
+    assert!(shown >= 2.0, "health strip shows {shown} dead letters");
 
     // Still flowing: sequence numbers keep advancing after the bad messages.
     let before: u64 = latest(&demo.http).await.iter().map(|r| r["seq"].as_u64().unwrap()).sum();
