@@ -34,7 +34,7 @@ impl OffsetTracker {
     pub fn received(&mut self, topic: &str, partition: i32, offset: i64) {
         let p = self.partitions.entry((topic.to_string(), partition)).or_default();
         p.pending.insert(offset);
-        p.next = p.next.max(offset + 1);
+        p.next = p.next.max(offset.saturating_add(1));
     }
 
     /// The message at `offset` is done.

@@ -1,48 +1,14 @@
 //! End to end in one process: simulator (embedded broker) → gateway → dashboard in a real headless
 //! Chromium. Also: a malformed message is set aside and counted, and the pipeline goes on.
 
+mod demo;
+
+use demo::start_demo;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
-use smartcity_gateway::GatewayConfig;
-use smartcity_simulator::SimulatorConfig;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Demo {
-    http: String,
-    mqtt_port: u16,
-    stop: CancellationToken,
-}
-
-async fn start_demo() -> Demo {
-    let (mqtt_port, metrics_port, http_port) = (free_port(), free_port(), free_port());
-    let mut sim = SimulatorConfig::load(None).unwrap();
-    sim.embedded_broker.listen = format!("127.0.0.1:{mqtt_port}").parse().unwrap();
-    sim.mqtt[0].port = mqtt_port;
-    sim.metrics.listen = format!("127.0.0.1:{metrics_port}").parse().unwrap();
-    sim.status.interval_seconds = 0;
-    let mut gw = GatewayConfig::load(None).unwrap();
-    gw.mqtt[0].port = mqtt_port;
-    gw.set_data_dir(&std::env::temp_dir().join(format!("gw-demo-{mqtt_port}")));
-    gw.mqtt[0].client_id = format!("gw-test-{mqtt_port}");
-    gw.http.listen = format!("127.0.0.1:{http_port}").parse().unwrap();
-
-    smartcity_connectors::mqtt::EmbeddedBroker::start(&sim.embedded_broker).expect("embedded broker");
-    let stop = CancellationToken::new();
-    let catalogue = smartcity_simulator::build_catalogue(&sim).unwrap();
-    let s = stop.clone();
-    tokio::spawn(async move { smartcity_simulator::run(sim, catalogue, s).await.expect("simulator runs") });
-    let s = stop.clone();
-    tokio::spawn(async move { smartcity_gateway::run(gw, s).await.expect("gateway runs") });
-    Demo { http: format!("http://127.0.0.1:{http_port}"), mqtt_port, stop }
-}
 
 async fn latest(http: &str) -> Vec<serde_json::Value> {
     match reqwest::get(format!("{http}/api/readings")).await {
@@ -139,7 +105,7 @@ fn tick_labels(dom: &str, class: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_a_marker_per_sensor_in_headless_chromium() {
-    let demo = start_demo().await;
+    let demo = start_demo("demo").await;
     let readings = wait_for_sensors(&demo.http, 10).await;
     assert_eq!(readings.len(), 10);
 
@@ -207,7 +173,7 @@ async fn dashboard_shows_a_marker_per_sensor_in_headless_chromium() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_are_set_aside_and_counted_and_the_rest_flows() {
-    let demo = start_demo().await;
+    let demo = start_demo("demo").await;
     wait_for_sensors(&demo.http, 10).await;
 
     let mut opts = MqttOptions::new("bad-publisher", "127.0.0.1", demo.mqtt_port);

@@ -2,45 +2,11 @@
 //! code QGIS uses), end to end in one process: simulator (embedded broker) → gateway → `/ogc`.
 //! Needs Debian's `gdal-bin` (scripts/setup.sh installs it).
 
-use smartcity_gateway::GatewayConfig;
-use smartcity_simulator::SimulatorConfig;
-use std::net::TcpListener;
+mod demo;
+
+use demo::start_demo;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Demo {
-    http: String,
-    stop: CancellationToken,
-}
-
-/// Simulator (its embedded MQTT broker, the default ten sensors) and gateway, data in a temp dir.
-async fn start_demo() -> Demo {
-    let (mqtt_port, metrics_port, http_port) = (free_port(), free_port(), free_port());
-    let mut sim = SimulatorConfig::load(None).unwrap();
-    sim.embedded_broker.listen = format!("127.0.0.1:{mqtt_port}").parse().unwrap();
-    sim.mqtt[0].port = mqtt_port;
-    sim.metrics.listen = format!("127.0.0.1:{metrics_port}").parse().unwrap();
-    sim.status.interval_seconds = 0;
-    let mut gw = GatewayConfig::load(None).unwrap();
-    gw.mqtt[0].port = mqtt_port;
-    gw.set_data_dir(&std::env::temp_dir().join(format!("gw-ogc-{mqtt_port}")));
-    gw.mqtt[0].client_id = format!("gw-ogc-{mqtt_port}");
-    gw.http.listen = format!("127.0.0.1:{http_port}").parse().unwrap();
-
-    smartcity_connectors::mqtt::EmbeddedBroker::start(&sim.embedded_broker).expect("embedded broker");
-    let stop = CancellationToken::new();
-    let catalogue = smartcity_simulator::build_catalogue(&sim).unwrap();
-    let s = stop.clone();
-    tokio::spawn(async move { smartcity_simulator::run(sim, catalogue, s).await.expect("simulator runs") });
-    let s = stop.clone();
-    tokio::spawn(async move { smartcity_gateway::run(gw, s).await.expect("gateway runs") });
-    Demo { http: format!("http://127.0.0.1:{http_port}"), stop }
-}
 
 async fn get(url: &str) -> (u16, String, serde_json::Value) {
     let res = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
@@ -101,7 +67,7 @@ fn args(list: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gdal_reads_the_sensors_through_ogc_api_features() {
-    let demo = start_demo().await;
+    let demo = start_demo("ogc").await;
     let features = wait_for_sensors(&demo.http, 10).await;
     assert_eq!(features.len(), 10);
     let source = format!("OAPIF:{}/ogc", demo.http);
@@ -155,7 +121,7 @@ async fn gdal_reads_the_sensors_through_ogc_api_features() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ogc_api_documents_pages_and_errors() {
-    let demo = start_demo().await;
+    let demo = start_demo("ogc").await;
     wait_for_sensors(&demo.http, 10).await;
     let ogc = format!("{}/ogc", demo.http);
 
