@@ -99,9 +99,17 @@ EOF
     --metadata-dir "$data/metadata" --bookkeeper-dir "$data/bookkeeper"
 }
 
+# Ready means a topic can be served, not only that the admin API answers: the first topic of a fresh
+# standalone loads the namespace bundle and opens BookKeeper ledgers, which took over 10 s in a CI run
+# and made the first test's producer miss its deadline. Creating (204) or finding (409) a probe topic
+# and reading its stats (which loads it on the broker) does that work here, before any test runs.
 svc_ready() {
-  curl -fsS --max-time 5 http://127.0.0.1:8081/admin/v2/brokers/ready >/dev/null &&
-    curl -fsS --max-time 5 http://127.0.0.1:8081/admin/v2/namespaces/public/default >/dev/null
+  local admin=http://127.0.0.1:8081/admin/v2 code
+  curl -fsS --max-time 5 "$admin/brokers/ready" >/dev/null &&
+    curl -fsS --max-time 5 "$admin/namespaces/public/default" >/dev/null || return 1
+  code="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 30 -X PUT "$admin/persistent/public/default/bench-ready")"
+  [[ "$code" == 204 || "$code" == 409 ]] &&
+    curl -fsS --max-time 30 "$admin/persistent/public/default/bench-ready/stats" >/dev/null
 }
 
 svc_env() {

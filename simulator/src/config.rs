@@ -75,6 +75,8 @@ pub struct SimulationConfig {
     pub from: String,
     /// RFC 3339 end of the run; empty: never.
     pub to: String,
+    /// At the end of the run, how long the sinks may take to deliver what they still hold.
+    pub drain_seconds: u64,
 }
 
 impl Default for SimulationConfig {
@@ -87,6 +89,7 @@ impl Default for SimulationConfig {
             speed: 1.0,
             from: String::new(),
             to: String::new(),
+            drain_seconds: 10,
         }
     }
 }
@@ -132,6 +135,9 @@ impl SimulatorConfig {
         }
         if !(s.speed.is_finite() && s.speed > 0.0 && s.speed <= 1e6) {
             sim.push(("speed", format!("must be > 0 and <= 1000000 (got {})", s.speed)));
+        }
+        if s.drain_seconds > 86_400 {
+            sim.push(("drain_seconds", format!("at most 86400 (got {})", s.drain_seconds)));
         }
         if s.sensors > 10_000_000 {
             sim.push(("sensors", format!("at most 10000000 (got {})", s.sensors)));

@@ -226,7 +226,7 @@ pub async fn run(cfg: SimulatorConfig, catalogue: Catalogue, shutdown: Cancellat
     if let Some(t) = status_task {
         t.abort();
     }
-    let unsent = fanout.close(Duration::from_secs(10)).await;
+    let unsent = fanout.close(Duration::from_secs(cfg.simulation.drain_seconds)).await;
     let elapsed = started.elapsed();
     let summary = Summary { generated: counters.generated_total(), published: counters.published_total(), unsent };
     tracing::info!(

@@ -129,7 +129,7 @@ interval_seconds = 0
     /// the simulator itself; `batch_size` of its Pulsar producer (1: no batching).
     pub async fn simulate(&self, from: &str, to: &str, batch_size: u32) -> u64 {
         let toml = format!(
-            "[embedded_broker]\nenabled = false\n[[mqtt]]\nenabled = false\n[[pulsar]]\nurl = \"{}\"\ntopic_template = \"{}\"\nbatch_size = {batch_size}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[status]\ninterval_seconds = 0\n",
+            "[simulation]\ndrain_seconds = 60\n[embedded_broker]\nenabled = false\n[[mqtt]]\nenabled = false\n[[pulsar]]\nurl = \"{}\"\ntopic_template = \"{}\"\nbatch_size = {batch_size}\n[metrics]\nlisten = \"127.0.0.1:0\"\n[status]\ninterval_seconds = 0\n",
             bench_var("BENCH_PULSAR_URL"),
             self.topic("{kind}")
         );
