@@ -2,18 +2,14 @@
 # Distribution throughput, Pulsar → MQTT: the release simulator first puts 20,000 readings (1,000
 # sensors x 20 ticks) on fresh Pulsar topics; then the release distribution service starts on them
 # with one MQTT target (the bench's Mosquitto, QoS 1) and the time until it has acknowledged all
-# 20,000 to Pulsar (every MQTT PUBACK in) is measured from its metrics. Three runs, median.
+# 20,000 to Pulsar (every MQTT PUBACK in) is measured from its metrics. RUNS runs; a Markdown section.
 # Usage: bench/distribution.sh   (make bench runs it)
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-scripts/services/services.sh up mosquitto pulsar >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_up mosquitto pulsar
 cargo build --release --quiet --bin simulator --bin distribution
-# shellcheck source=/dev/null
-source target/bench/env
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 n=20000
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 one_run() {
   local run="dist-bench-$$-$1-$(date +%s%N)" port topics=""
@@ -40,8 +36,20 @@ one_run() {
   awk -v n="$n" -v s="$start" -v e="$end" 'BEGIN { printf "%d\n", n / (e - s) }'
 }
 
-runs=$(for i in 1 2 3; do one_run "$i"; done | tr '\n' ' ')
-median=$(echo "$runs" | tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-printf '%-24s %12s   %s\n' case readings/s "runs (readings/s)"
-printf '%-24s %12s   %s\n' "pulsar -> mqtt (QoS 1)" "$median" "$runs"
-echo "$n readings per run (already in Pulsar), process start included, release build, $(nproc) cores, $(date -u +%F)"
+runs=$(for i in $(seq "$RUNS"); do one_run "$i"; done | tr '\n' ' ')
+s=$(echo "$runs" | stats)
+figure distribution_pulsar_mqtt "${s%% *}"
+cat <<EOF
+## 7b. Distribution: Pulsar → MQTT
+
+The release simulator puts $n readings (1,000 sensors × 20 ticks) on fresh Pulsar topics; then the
+release \`distribution\` starts on them with one MQTT target (the bench's Mosquitto, QoS 1) and is timed
+from its start until it has acknowledged all $n to Pulsar (each only after its PUBACK), from its
+\`/metrics\`, process start included. Median of $RUNS runs (min–max).
+
+| path | readings/s |
+| --- | --- |
+| Pulsar → distribution → MQTT QoS 1 | $(echo "$s" | fmt_stats) |
+
+Command: \`bench/distribution.sh\`
+EOF

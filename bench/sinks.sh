@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
 # Sink throughput: the release simulator backfills 100,000 readings (1,000 generated sensors, 100
 # ticks; FROST 2,000) into one sink of the test bench at a time, as fast as that sink acknowledges them (`block`
-# policy), three times each; prints the median readings per second and the ratio to the MQTT sink.
+# policy), RUNS times each; prints a Markdown section with the median readings per second.
 # Usage: bench/sinks.sh   (make bench runs it; it starts the bench servers it needs)
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-scripts/services/services.sh up mosquitto kafka kafka-bridge pulsar influxdb frost >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_up mosquitto kafka kafka-bridge pulsar influxdb frost
 cargo build --release --quiet --bin simulator
 # No NGSI-LD broker can be installed here: the NGSI-LD row measures our sink against the strict
 # contract server of the tests (an in-memory axum server), so it bounds the sink, not a broker.
 cargo build --release --quiet -p smartcity-testbench --example ngsi_ld_contract_server
-# shellcheck source=/dev/null
-source target/bench/env
 secrets=target/bench/secrets
 dir=$(mktemp -d)
 target/release/examples/ngsi_ld_contract_server > "$dir/ngsi-url" &
@@ -48,18 +45,34 @@ one_run() {
   if [ "$sink" = sensorthings ]; then sensors=100; to=2025-06-01T00:00:19Z; fi
   sink_toml "$run" "$sink" > "$dir/$run.toml"
   target/release/simulator --config "$dir/$run.toml" --sensors "$sensors" --interval 1 \
-    --from 2025-06-01T00:00:00Z --to "$to" --metrics-listen 127.0.0.1:0 2>&1 \
-    | grep -o 'generated in [0-9.]* s ([0-9]*/s)' | grep -o '([0-9]*' | tr -d '('
+    --from 2025-06-01T00:00:00Z --to "$to" --metrics-listen 127.0.0.1:0 > "$dir/$run.log" 2>&1
+  sim_rate "$dir/$run.log"
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+cat <<EOF
+## 7a. Every sink: readings per second into the bench's servers
 
-printf '%-14s %12s %10s   %s\n' sink readings/s vs-mqtt "runs (readings/s)"
+The release simulator backfills 100,000 readings (1,000 generated sensors × 100 ticks; FROST 2,000:
+100 sensors × 20 ticks, the bootstrap of its 100 Things included) into **one** sink at a time, as fast
+as that sink's server acknowledges them (\`block\` policy, default settings of each sink); the figure
+is the simulator's own \`stopped: … (N/s)\` rate (process start not counted). Everything runs on the
+same machine as the servers (Kafka, Pulsar, FROST and PostgreSQL stay up during the runs). No NGSI-LD
+broker can be installed here: that row measures the sink against the tests' strict contract server
+(in memory; it copies its store on every request), a floor for the sink, not a broker's figure; the
+REST proxy row is the bench's stand-in (a JDK HTTP server in front of a Java producer), not
+Redpanda's. Median of $RUNS runs (min–max).
+
+| sink | readings/s | vs the MQTT sink |
+| --- | --- | --- |
+EOF
 mqtt=""
 for sink in mosquitto mosquitto-tls kafka kafka-sasl kafka-rest pulsar influxdb sensorthings ngsi-ld; do
-  runs=$(for i in 1 2 3; do one_run "$sink" "$i"; done | tr '\n' ' ')
-  m=$(echo "$runs" | tr ' ' '\n' | grep . | median)
-  [ -n "$mqtt" ] || mqtt="$m"
-  printf '%-14s %12s %10s   %s\n' "$sink" "$m" "$(awk -v a="$m" -v b="$mqtt" 'BEGIN { printf "%.2fx", a / b }')" "$runs"
+  runs=$(for i in $(seq "$RUNS"); do one_run "$sink" "$i"; done | tr '\n' ' ')
+  s=$(echo "$runs" | stats)
+  [ -n "$mqtt" ] || mqtt="${s%% *}"
+  figure "sink_$sink" "${s%% *}"
+  progress "sinks: $sink $runs"
+  echo "| \`$sink\` | $(echo "$s" | fmt_stats) | $(ratio "${s%% *}" "$mqtt") |"
 done
-echo "100,000 readings per run (1,000 sensors x 100 ticks; sensorthings 2,000), release build, $(nproc) cores, $(date -u +%F)"
+echo
+echo "Command: \`bench/sinks.sh\`"

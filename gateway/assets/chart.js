@@ -11,8 +11,13 @@
   const TIME = new Intl.DateTimeFormat("en-GB", CLOCK);
   // Seconds only when ticks are less than a minute apart (a history of a few readings).
   const TIME_S = new Intl.DateTimeFormat("en-GB", { ...CLOCK, second: "2-digit" });
-  // Tick spacings a reader can add up in their head, from seconds (a fresh demo) to days (an InfluxDB range).
-  const TIME_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map((s) => s * 1000);
+  // Dates for ranges of days (InfluxDB), in Martinique too.
+  const DATE = new Intl.DateTimeFormat("en-GB", { timeZone: "America/Martinique", day: "2-digit", month: "2-digit" });
+  // Tick spacings a reader can add up in their head, from seconds (a fresh demo) to weeks (a 30-day range).
+  const DAY = 86400000;
+  const TIME_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800].map((s) => s * 1000);
+  // Martinique is UTC-4 all year (no daylight saving): its midnight is 04:00 UTC.
+  const LOCAL_MIDNIGHT = 4 * 3600000;
 
   // About `count` round values (1, 2 or 5 times a power of ten) covering [lo, hi].
   function valueTicks(lo, hi, count) {
@@ -26,13 +31,18 @@
   }
 
   // Time ticks on multiples of a round step. Martinique is UTC-4 all year (no daylight saving), so
-  // multiples of an hour or less in UTC fall on the same round minutes locally.
+  // multiples of an hour or less in UTC fall on the same round minutes locally; steps of days are
+  // counted from local midnight. Labels: HH:MM (HH:MM:SS under a minute), DD/MM for days, and
+  // DD/MM HH:MM when a range of hours crosses more than a day.
   function timeTicks(t0, t1) {
     const step = TIME_STEPS.find((s) => (t1 - t0) / s <= 5) || TIME_STEPS[TIME_STEPS.length - 1];
+    const origin = step >= DAY ? LOCAL_MIDNIGHT : 0;
     const ticks = [];
-    for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) ticks.push(t);
-    const fmt = step < 60000 ? TIME_S : TIME;
-    return ticks.map((t) => [t, fmt.format(new Date(t))]);
+    for (let t = Math.ceil((t0 - origin) / step) * step + origin; t <= t1; t += step) ticks.push(t);
+    const label = step >= DAY ? (t) => DATE.format(t)
+      : t1 - t0 > DAY ? (t) => `${DATE.format(t)} ${TIME.format(t)}`
+      : step < 60000 ? (t) => TIME_S.format(t) : (t) => TIME.format(t);
+    return ticks.map((t) => [t, label(new Date(t))]);
   }
 
   function el(name, attrs, text) {

@@ -115,7 +115,8 @@
 
   function fmt(key, v) {
     if (typeof v === "number" && RATIOS.has(key)) return `${key} ${(v * 100).toFixed(0)} %`;
-    if (typeof v === "number") return `${key} ${v}${UNITS[key] ? " " + UNITS[key] : ""}`;
+    // At most two decimals: a point of an InfluxDB range holds means (127.33333333333333).
+    if (typeof v === "number") return `${key} ${+v.toFixed(2)}${UNITS[key] ? " " + UNITS[key] : ""}`;
     return `${key} ${v}`;
   }
   function escapeHtml(s) {
@@ -182,24 +183,93 @@
     render(lastReadings);
   }
 
-  // The selected sensor's history (from /api/sensors/{id}/history): one line per main value of its kind.
+  // The chart's range: "" is live (the readings the gateway keeps in memory, redrawn every refresh);
+  // "1h", "24h"… come from InfluxDB when the gateway has it, else from memory (the header says which).
+  let range = "";
+  const RANGE_NAMES = { "10m": "10 min", "1h": "1 h", "6h": "6 h", "24h": "24 h", "7d": "7 days", "30d": "30 days" };
+  // A range is fetched again at most every 30 s (a 30-day query every 2 s would be wasted work).
+  const RANGE_REFRESH_MS = 30000;
+  let rangeCache = null;
+  // Each drawing gets a number; an answer that arrives after a newer drawing started is dropped.
+  let drawing = 0;
+
+  function setRange(r) {
+    range = r;
+    for (const b of $("detail-ranges").querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.range === r));
+    drawDetail();
+  }
+
+  // GET /api/sensors/{id}/history[?range=…]: { readings, source, window } or { error, status }.
+  // InfluxDB failing (502) falls back to the memory history, with the reason kept to say so.
+  async function loadHistory(id, r) {
+    const query = r ? `?range=${encodeURIComponent(r)}` : "";
+    const res = await fetch(`/api/sensors/${encodeURIComponent(id)}/history${query}`, { cache: "no-store" });
+    if (res.ok) {
+      return {
+        readings: await res.json(),
+        source: res.headers.get("X-History-Source") || "memory",
+        window: Number(res.headers.get("X-History-Window")) || 0,
+      };
+    }
+    const error = (await res.json().catch(() => ({}))).error || `HTTP ${res.status}`;
+    if (res.status === 502 && r) return { ...(await loadHistory(id, "")), failed: error };
+    return { error, status: res.status };
+  }
+
+  function rangeHistory(id, r) {
+    const key = `${id}|${r}`;
+    if (!rangeCache || rangeCache.key !== key || Date.now() - rangeCache.at > RANGE_REFRESH_MS) {
+      rangeCache = { key, at: Date.now(), promise: loadHistory(id, r) };
+      // A failure is tried again sooner than a success is refreshed.
+      rangeCache.promise.then((h) => { if ((h.failed || h.error) && rangeCache && rangeCache.key === key) rangeCache.at -= RANGE_REFRESH_MS - 5000; });
+    }
+    return rangeCache.promise;
+  }
+
+  function windowText(seconds) {
+    if (seconds >= 86400) return `${+(seconds / 86400).toFixed(1)} d`;
+    if (seconds >= 3600) return `${+(seconds / 3600).toFixed(1)} h`;
+    if (seconds >= 60) return `${Math.round(seconds / 60)} min`;
+    return `${seconds} s`;
+  }
+
+  // What the chart shows and where it came from.
+  function describe(h, r, n) {
+    if (h.failed) return `${h.failed}. Showing the last ${n} readings kept in memory instead.`;
+    if (!r) return `live: the last ${n} readings kept in memory by the gateway`;
+    const span = RANGE_NAMES[r] || r;
+    if (h.source === "influxdb") {
+      const means = h.window > 0 ? `, numbers averaged over ${windowText(h.window)}` : "";
+      return `from InfluxDB: last ${span}, ${n} points${means}`;
+    }
+    return `from memory: ${n} readings in the last ${span} (the gateway keeps only its latest readings; configure InfluxDB for more)`;
+  }
+
+  // The selected sensor's history: one line per main value of its kind.
   async function drawDetail() {
     if (!selected) return;
-    const res = await fetch(`/api/sensors/${encodeURIComponent(selected)}/history`, { cache: "no-store" });
-    if (!res.ok) { $("detail").hidden = true; return; }
-    const readings = await res.json();
-    if (readings.length === 0) return;
-    const latest = readings[readings.length - 1];
+    const id = selected, r = range, mine = ++drawing;
+    const h = r ? await rangeHistory(id, r) : await loadHistory(id, "");
+    if (mine !== drawing || id !== selected) return;
+    if (h.error && h.status === 404) { $("detail").hidden = true; return; }
+    const readings = h.readings || [];
+    // The title and keys show the sensor now; the chart shows the range.
+    const latest = lastReadings.find((x) => x.id === id) || readings[readings.length - 1];
+    if (!latest) return;
     const series = (CHART[latest.type] || []).map((key, i) => ({
       key, label: key, color: LINE_COLORS[i % LINE_COLORS.length],
       unit: RATIOS.has(key) ? "%" : UNITS[key] || "",
       scale: RATIOS.has(key) ? (v) => Number(v) * 100 : Number,
     }));
-    window.HistoryChart.draw($("detail-chart"), readings, series);
-    $("detail-title").textContent = `${selected} · ${latest.commune} · ${stateOf(latest).label}`;
+    if (readings.length > 0) window.HistoryChart.draw($("detail-chart"), readings, series);
+    else $("detail-chart").replaceChildren();
+    $("detail-title").textContent = `${id} · ${latest.commune} · ${stateOf(latest).label}`;
     $("detail-keys").innerHTML = series.map((s) =>
       `<span><i style="background:${s.color}"></i>${escapeHtml(fmt(s.key, latest.values[s.key]))}</span>`).join("");
-    $("detail-range").textContent = `last ${readings.length} readings kept in memory by the gateway`;
+    const note = $("detail-range");
+    note.textContent = h.error ? `history unavailable: ${h.error}` : describe(h, r, readings.length);
+    note.dataset.source = h.source || "";
+    note.classList.toggle("warn", Boolean(h.failed || h.error));
     $("detail").hidden = false;
   }
 
@@ -215,13 +285,15 @@
     }
   }
 
-  // Scripted clicks for browsers without input (the headless test uses --dump-dom): ?actions=toggle:noise,click:ID
-  // clicks the kind's checkbox or the sensor's marker, the same events a person's click fires.
+  // Scripted clicks for browsers without input (the headless test uses --dump-dom):
+  // ?actions=toggle:noise,click:ID,range:24h clicks the kind's checkbox, the sensor's marker or the detail's
+  // range button (range:live for the live chart), the same events a person's click fires.
   function runActions() {
     const actions = new URLSearchParams(location.search).get("actions");
     for (const action of (actions || "").split(",").filter(Boolean)) {
       const [verb, arg] = [action.slice(0, action.indexOf(":")), action.slice(action.indexOf(":") + 1)];
       const target = verb === "toggle" ? $("filters").querySelector(`input[data-kind="${CSS.escape(arg)}"]`)
+        : verb === "range" ? $("detail-ranges").querySelector(`button[data-range="${CSS.escape(arg === "live" ? "" : arg)}"]`)
         : $("markers").querySelector(`[data-sensor-id="${CSS.escape(arg)}"]`);
       if (target) target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
     }
@@ -232,6 +304,10 @@
     if (row) select(row.dataset.id);
   });
   $("detail-close").addEventListener("click", closeDetail);
+  $("detail-ranges").addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-range]");
+    if (button) setRange(button.dataset.range);
+  });
   drawIsland();
   drawFiltersAndLegend();
   window.PipelineHealth.start($("health"), 3000);

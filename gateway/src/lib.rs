@@ -11,6 +11,7 @@
 //! - [`line_files`]: the store without InfluxDB.
 //! - [`state`]: latest reading and history per sensor, sequence-gap accounting.
 //! - [`web`]: dashboard, `/api/...`, `/metrics`, `/healthz`.
+//! - [`history`]: a sensor's history for the map's chart, from memory or from InfluxDB ([`flux`]).
 //! - [`check`]: `gateway check`.
 
 pub mod check;
@@ -18,6 +19,8 @@ pub mod cli;
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
+pub mod flux;
+pub mod history;
 pub mod ingest;
 pub mod line_files;
 pub mod metrics;
@@ -51,7 +54,13 @@ pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), 
     tracing::info!("dashboard on http://{}/ (API: /api/readings, metrics: /metrics)", cfg.http.listen);
     tracing::info!("writing readings to {}; sources: {}", store.describe(), cfg.source_names().join(", "));
     let http_stop = CancellationToken::new();
-    let web = tokio::spawn(http::serve(listener, web::router(state.clone(), registry), http_stop.clone()));
+    // Histories over a range come from InfluxDB when it is configured (the writer's token and TLS).
+    let influx_history = match cfg.influx() {
+        Some(influx) => Some(Arc::new(flux::InfluxHistory::new(influx).map_err(|e| format!("influxdb: {e}"))?)),
+        None => None,
+    };
+    let router = web::router(state.clone(), registry, influx_history);
+    let web = tokio::spawn(http::serve(listener, router, http_stop.clone()));
 
     let writer =
         writer::Writer::new(store, spool, cfg.spool.max_bytes, cfg.writer.clone(), metrics.clone(), dead.clone());

@@ -1,10 +1,11 @@
-//! HTTP: the live map dashboard (`/`), the JSON API, OGC API – Features (`/ogc`, see [`crate::ogc`]),
+//! HTTP: the live map dashboard (`/`), the JSON API (a sensor's history: [`crate::history`]), OGC API – Features (`/ogc`, see [`crate::ogc`]),
 //! the NGSI-LD @context, `/metrics` and `/healthz`.
 //! Everything the page needs is embedded in the binary: it works with no internet access.
 
+use crate::flux::InfluxHistory;
 use crate::state::CityState;
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -19,7 +20,9 @@ const MARTINIQUE_JS: &str = include_str!("../assets/martinique.js");
 const CHART_JS: &str = include_str!("../assets/chart.js");
 const HEALTH_JS: &str = include_str!("../assets/health.js");
 
-pub fn router(state: Arc<CityState>, registry: Registry) -> Router {
+/// `influx`: where sensor histories over a range come from when `[influxdb]` is configured.
+pub fn router(state: Arc<CityState>, registry: Registry, influx: Option<Arc<InfluxHistory>>) -> Router {
+    let history = crate::history::HistoryApi { state: state.clone(), influx };
     Router::new()
         .route("/", get(|| async { Html(DASHBOARD_HTML) }))
         .route("/dashboard.js", get(|| async { javascript(DASHBOARD_JS) }))
@@ -31,7 +34,7 @@ pub fn router(state: Arc<CityState>, registry: Registry) -> Router {
         // the internet (the default `context_url` of the simulator's NGSI-LD sinks).
         .route("/ngsi-ld/context.jsonld", get(|| async { json_ld(smartcity_model::codec::ngsi_ld::CONTEXT_DOCUMENT) }))
         .route("/api/readings", get(latest))
-        .route("/api/sensors/{id}/history", get(history))
+        .route("/api/sensors/{id}/history", get(crate::history::handler).with_state(history))
         .route("/api/dead-letters", get(dead_letters))
         .with_state(state.clone())
         // OGC API – Features: the sensors for GIS clients (QGIS, GDAL, MapStore).
@@ -49,6 +52,11 @@ fn javascript(body: &'static str) -> Response {
 
 /// A JSON array of readings in the wire format (the same documents that travel over MQTT).
 fn readings_json(readings: &[Reading]) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], readings_body(readings)).into_response()
+}
+
+/// The bytes of [`readings_json`].
+pub(crate) fn readings_body(readings: &[Reading]) -> Vec<u8> {
     let mut body = Vec::with_capacity(readings.len() * 320 + 2);
     body.push(b'[');
     for (i, r) in readings.iter().enumerate() {
@@ -58,19 +66,11 @@ fn readings_json(readings: &[Reading]) -> Response {
         json::encode_into(r, &mut body);
     }
     body.push(b']');
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    body
 }
 
 async fn latest(State(state): State<Arc<CityState>>) -> Response {
     readings_json(&state.latest())
-}
-
-async fn history(State(state): State<Arc<CityState>>, Path(id): Path<String>) -> Response {
-    match state.history(&id) {
-        Some(h) => readings_json(&h),
-        None => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": format!("no sensor `{id}` seen yet")})))
-            .into_response(),
-    }
 }
 
 async fn dead_letters(State(state): State<Arc<CityState>>) -> Response {

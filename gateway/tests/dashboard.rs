@@ -1,13 +1,13 @@
 //! End to end in one process: simulator (embedded broker) → gateway → dashboard in a real headless
 //! Chromium. Also: a malformed message is set aside and counted, and the pipeline goes on.
 
+mod browser;
 mod demo;
 
+use browser::{chromium, element_text, rendered_dom};
 use demo::start_demo;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 async fn latest(http: &str) -> Vec<serde_json::Value> {
@@ -27,38 +27,6 @@ async fn wait_for_sensors(http: &str, n: usize) -> Vec<serde_json::Value> {
         assert!(Instant::now() < deadline, "only {} sensors after 20 s", readings.len());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn chromium(args: &[&str]) -> String {
-    // One profile per run: Chromium locks its profile, and both tests of this file start it at once.
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let run = RUNS.fetch_add(1, Ordering::Relaxed);
-    let profile = std::env::temp_dir().join(format!("chromium-profile-{}-{run}", std::process::id()));
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=8000",
-            "--window-size=1280,860",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .output()
-        .expect("chromium is installed (make setup)");
-    let _ = std::fs::remove_dir_all(&profile);
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The page as headless Chromium renders it after its scripts ran (`--dump-dom`).
-async fn rendered_dom(url: String) -> String {
-    tokio::task::spawn_blocking(move || chromium(&["--dump-dom", &url])).await.unwrap()
 }
 
 /// A screenshot of `url` at `target/{name}`, checked to be a real PNG.
@@ -160,6 +128,16 @@ async fn dashboard_shows_a_marker_per_sensor_in_headless_chromium() {
     let values = tick_labels(&dom, "value-tick");
     assert!(values.len() >= 2 && values.iter().all(|v| v.ends_with(" dB(A)")), "value ticks with units: {values:?}");
     let detail = screenshot(url, "dashboard-detail.png").await;
+
+    // The range selector: this gateway has no InfluxDB, so the last hour comes from memory, and says so.
+    let dom = rendered_dom(format!("{}/?actions=click:noise-fort-de-france-01,range:1h", demo.http)).await;
+    assert!(dom.contains(r#"<button data-range="1h" aria-pressed="true">"#), "1 h selected");
+    assert!(dom.contains(r#"<button data-range="" aria-pressed="false">"#), "live no longer selected");
+    let note = element_text(&dom, "detail-range");
+    assert!(note.starts_with("from memory: ") && note.contains("in the last 1 h"), "{note}");
+    for key in ["LAeq", "LAmax", "LAS"] {
+        assert!(dom.contains(&format!("class=\"history\" data-key=\"{key}\"")), "a line for {key} over 1 h");
+    }
 
     // A link to a sensor opens its history chart too.
     let dom = rendered_dom(format!("{}/#traffic-fort-de-france-01", demo.http)).await;

@@ -68,6 +68,34 @@ impl Default for QueueConfig {
 }
 
 impl QueueConfig {
+    /// A `[<protocol>.queue]` table over a protocol's own `default`: `QueueConfig`'s own
+    /// `#[serde(default)]` would fill a left-out key with the generic default as soon as any other
+    /// key of the table is given. For `#[serde(deserialize_with = ...)]` wrappers.
+    pub fn deserialize_over<'de, D: serde::Deserializer<'de>>(
+        d: D,
+        default: QueueConfig,
+    ) -> Result<QueueConfig, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Given {
+            capacity: Option<usize>,
+            overflow: Option<Overflow>,
+            batch_size: Option<usize>,
+            linger_ms: Option<u64>,
+            retry_budget_seconds: Option<u64>,
+        }
+        let given = Given::deserialize(d)?;
+        // Every field named, so a field added to QueueConfig fails to compile here instead of being
+        // silently left at its generic default.
+        Ok(QueueConfig {
+            capacity: given.capacity.unwrap_or(default.capacity),
+            overflow: given.overflow.unwrap_or(default.overflow),
+            batch_size: given.batch_size.unwrap_or(default.batch_size),
+            linger_ms: given.linger_ms.unwrap_or(default.linger_ms),
+            retry_budget_seconds: given.retry_budget_seconds.unwrap_or(default.retry_budget_seconds),
+        })
+    }
+
     /// Problems a user can fix, as (field, message); empty when valid.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();

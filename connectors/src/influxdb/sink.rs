@@ -33,6 +33,22 @@ use std::io::Write;
 use std::ops::Range;
 use std::time::Duration;
 
+/// The `Authorization` header for `cfg` (`Token <token>` from `token_env` or `token_file`), marked
+/// sensitive so that it never shows in a debug print; `None` without a token. Shared with the
+/// gateway's history queries, so the token is read one way everywhere.
+pub fn authorization(cfg: &InfluxConfig) -> Result<Option<HeaderValue>, String> {
+    let token = crate::secret::read(&cfg.token_env, cfg.token_file.as_deref())?;
+    match token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => {
+            let mut v = HeaderValue::from_str(&format!("Token {t}"))
+                .map_err(|_| "the InfluxDB token holds characters not allowed in an HTTP header".to_string())?;
+            v.set_sensitive(true);
+            Ok(Some(v))
+        }
+    }
+}
+
 /// An InfluxDB v2 bucket to write to. Holds no connection of its own: reqwest's pool connects on
 /// the first request and reconnects when needed.
 pub struct InfluxSink {
@@ -49,6 +65,8 @@ pub struct InfluxSink {
     /// Where the token was expected, to say so when there is none.
     token_env: String,
     gzip: bool,
+    /// Requests one write is split into, sent at once.
+    parallel_requests: usize,
 }
 
 impl InfluxSink {
@@ -56,16 +74,7 @@ impl InfluxSink {
     pub fn new(cfg: &InfluxConfig, telemetry: SinkTelemetry) -> Result<Self, String> {
         // The fan-out stage does all the accounting from each `Outcome`: nothing to report here.
         let _ = telemetry;
-        let token = crate::secret::read(&cfg.token_env, cfg.token_file.as_deref())?;
-        let authorization = match token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            None => None,
-            Some(t) => {
-                let mut v = HeaderValue::from_str(&format!("Token {t}"))
-                    .map_err(|_| "the InfluxDB token holds characters not allowed in an HTTP header".to_string())?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-        };
+        let authorization = authorization(cfg)?;
         let client = http_client::client(cfg.tls.as_ref(), Duration::from_secs(cfg.timeout_seconds))?;
         let base = cfg.url.trim_end_matches('/').to_string();
         let endpoint = |path: &str, query: &[(&str, &str)]| -> Result<Url, String> {
@@ -89,6 +98,7 @@ impl InfluxSink {
             authorization,
             token_env: cfg.token_env.clone(),
             gzip: cfg.gzip,
+            parallel_requests: cfg.parallel_requests.max(1),
             base,
         })
     }
@@ -132,20 +142,22 @@ impl InfluxSink {
     }
 }
 
-impl Sink for InfluxSink {
-    async fn send(&mut self, batch: &[Reading]) -> Outcome {
+impl InfluxSink {
+    /// Writes `chunk` in one request, or in smaller pieces after a 413, following the status
+    /// policy; the outcome's indices are `chunk`'s own.
+    async fn send_part(&self, chunk: &[Reading]) -> Outcome {
         let mut outcome = Outcome::ok();
-        // Ranges of `batch` still to write, the next one last: a 413 replaces a range by its halves.
+        // Ranges of `chunk` still to write, the next one last: a 413 replaces a range by its halves.
         let mut todo: Vec<Range<usize>> = Vec::with_capacity(16);
-        todo.push(0..batch.len());
+        todo.push(0..chunk.len());
         while let Some(range) = todo.pop() {
             if range.is_empty() {
                 continue;
             }
-            let chunk = &batch[range.clone()];
-            match self.write(chunk).await {
+            let piece = &chunk[range.clone()];
+            match self.write(piece).await {
                 Answer::Written => {}
-                Answer::TooLarge(_) if chunk.len() > 1 => {
+                Answer::TooLarge(_) if piece.len() > 1 => {
                     let (first, second) = halves(range);
                     todo.push(second);
                     todo.push(first);
@@ -155,11 +167,35 @@ impl Sink for InfluxSink {
                 Answer::Unavailable(failure) => {
                     // The server is down or busy: the rest would fail the same way, so everything not
                     // yet written goes back to the fan-out at once instead of waiting out more timeouts.
-                    merge(&mut outcome, Outcome::retry_all(chunk.len(), failure), range.start);
+                    merge(&mut outcome, Outcome::retry_all(piece.len(), failure), range.start);
                     outcome.retry.extend(todo.drain(..).rev().flatten());
                     break;
                 }
             }
+        }
+        outcome
+    }
+}
+
+/// Parts of a write below this many lines are not worth a request of their own.
+const MIN_PART_LINES: usize = 500;
+
+/// `len` readings cut into at most `parallel` contiguous parts of at least [`MIN_PART_LINES`].
+fn parts(len: usize, parallel: usize) -> Vec<Range<usize>> {
+    let count = parallel.min(len / MIN_PART_LINES).max(1);
+    let size = len.div_ceil(count).max(1);
+    (0..len).step_by(size).map(|start| start..(start + size).min(len)).collect()
+}
+
+impl Sink for InfluxSink {
+    async fn send(&mut self, batch: &[Reading]) -> Outcome {
+        // The parts go out at once, each on its own connection of reqwest's pool.
+        let ranges = parts(batch.len(), self.parallel_requests);
+        let this = &*self;
+        let outcomes = futures::future::join_all(ranges.iter().map(|r| this.send_part(&batch[r.clone()]))).await;
+        let mut outcome = Outcome::ok();
+        for (range, part) in ranges.iter().zip(outcomes) {
+            merge(&mut outcome, part, range.start);
         }
         outcome
     }
@@ -367,6 +403,19 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_is_cut_into_parallel_parts_of_at_least_500_lines() {
+        assert_eq!(parts(10_000, 2), [0..5000, 5000..10_000]);
+        assert_eq!(parts(10_001, 2), [0..5001, 5001..10_001]);
+        let whole = |len: usize| vec![Range { start: 0, end: len }];
+        assert_eq!(parts(999, 2), whole(999), "two parts would be under 500 lines");
+        assert_eq!(parts(1000, 2), [0..500, 500..1000]);
+        assert_eq!(parts(7, 4), whole(7));
+        assert_eq!(parts(1, 1), whole(1));
+        assert_eq!(parts(0, 2), Vec::<Range<usize>>::new());
+        assert_eq!(parts(12_000, 3), [0..4000, 4000..8000, 8000..12_000]);
+    }
     use chrono::{TimeZone, Utc};
     use smartcity_model::reading::{Traffic, Values};
     use smartcity_model::Commune;

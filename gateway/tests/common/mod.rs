@@ -113,6 +113,20 @@ impl Run {
         path
     }
 
+    /// The config at `config` without its `[influxdb]` table, as `{instance}.toml`: that gateway writes
+    /// line-protocol files into `{instance}/points` and serves histories from memory only.
+    pub fn without_influx(&self, config: &Path, instance: &str) -> PathBuf {
+        let mut table: toml::Table = std::fs::read_to_string(config).unwrap().parse().unwrap();
+        table.remove("influxdb");
+        let points = self.dir.join(instance).join("points").display().to_string();
+        let mut files = toml::Table::new();
+        files.insert("dir".into(), toml::Value::String(points));
+        table.insert("files".into(), toml::Value::Table(files));
+        let path = self.dir.join(format!("{instance}.toml"));
+        std::fs::write(&path, toml::to_string(&table).unwrap()).unwrap();
+        path
+    }
+
     pub fn dead_letters(&self, instance: &str) -> Vec<smartcity_gateway::dead_letter::DeadLetterLine> {
         let path = self.dir.join(instance).join("dead-letters.jsonl");
         if !path.exists() {

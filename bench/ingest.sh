@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Cases 2-4, ingest into InfluxDB: our gateway against Telegraf 1.37.2 on the same backlog of 200,000
+# readings (2,000 generated sensors x 100 ticks), from MQTT (Mosquitto, QoS 1, a persistent session)
+# and from Kafka (6 topics), each run into a fresh InfluxDB bucket whose `seq` points are counted
+# afterwards (lost = 200,000 - count; the script exits 1 if any run lost one); then InfluxDB alone
+# fed the same readings as pre-encoded line protocol, the ceiling of any ingest on this machine.
+# Prints a Markdown section. Usage: bench/ingest.sh   (make bench runs it)
+#   BENCH_RUNS=N runs per contender (default 5); BENCH_INGEST_LOGS=DIR keeps every log and config;
+#   BENCH_PROFILE=DIR profiles each contender's first run of each path with perf (999 Hz, all
+#   threads) and writes its hottest functions to DIR/<path>-<contender>.txt.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_up mosquitto kafka influxdb
+eval "$(bench/peers.sh)"
+cargo build --release --quiet --bin simulator --bin gateway
+cargo build --release --quiet -p smartcity-model --example backfill_lines
+token_file="$PWD/target/bench/secrets/influxdb-token"
+n=200000
+span=(--sensors 2000 --interval 1 --from 2025-06-01T00:00:00Z --to 2025-06-01T00:01:39Z)
+dir=$(mktemp -d)
+pid=""
+mqtt_sessions=()
+
+cleanup() {
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ -n "${BENCH_INGEST_LOGS:-}" ]; then mkdir -p "$BENCH_INGEST_LOGS" && cp "$dir"/*.log "$dir"/*.toml "$dir"/*.conf "$BENCH_INGEST_LOGS"/ 2>/dev/null || true; fi
+  delete_buckets "$dir/buckets" # 200,000 points each would pile up at every `make bench`
+  for s in "${mqtt_sessions[@]}"; do # the broker's persistent sessions of the runs (a clean connect ends them)
+    mosquitto_sub -h "$BENCH_MQTT_HOST" -p "$BENCH_MQTT_PORT" -i "$s" -t "bench/none" -E 2>/dev/null || true
+  done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# The backlog of a run: the simulator's backfill to MQTT prefix bench/RUN or Kafka topics bench-RUN-{kind}.
+backlog() { # backlog SOURCE RUN
+  case "$1" in
+    mqtt) printf '[[mqtt]]\nhost="%s"\nport=%s\nclient_id="%s-sim"\ntopic_prefix="bench/%s"\nqos=1\n' "$BENCH_MQTT_HOST" "$BENCH_MQTT_PORT" "$2" "$2" ;;
+    kafka) printf '[[mqtt]]\nenabled=false\n[[kafka]]\nbootstrap_servers="%s"\ntopic_template="bench-%s-{kind}"\n' "$BENCH_KAFKA_BOOTSTRAP" "$2" ;;
+  esac > "$dir/$2-sim.toml"
+  printf '[embedded_broker]\nenabled=false\n[status]\ninterval_seconds=0\n' >> "$dir/$2-sim.toml"
+  target/release/simulator --config "$dir/$2-sim.toml" "${span[@]}" --metrics-listen 127.0.0.1:0 > "$dir/$2-sim.log" 2>&1 ||
+    { echo "simulator failed ($2):" >&2; tail -20 "$dir/$2-sim.log" >&2; exit 1; }
+}
+
+# The gateway: the shipped config/gateway.toml (writes of 10,000 readings sent as two requests of
+# 5,000 at once, linger 200 ms) plus the source.
+gateway_conf() { # gateway_conf SOURCE RUN
+  case "$1" in
+    mqtt) printf '[[mqtt]]\nname="mqtt"\nhost="%s"\nport=%s\nclient_id="%s-c"\ntopic_prefix="bench/%s"\nqos=1\nclean_session=false\n' \
+      "$BENCH_MQTT_HOST" "$BENCH_MQTT_PORT" "$2" "$2" ;;
+    kafka) printf '[[mqtt]]\nenabled=false\n[[kafka]]\nname="kafka"\nbootstrap_servers="%s"\ntopic_template="bench-%s-{kind}"\ngroup_id="%s"\nauto_offset_reset="earliest"\n' \
+      "$BENCH_KAFKA_BOOTSTRAP" "$2" "$2" ;;
+  esac
+  printf '[influxdb]\nurl="%s"\norg="%s"\nbucket="%s"\ntoken_env=""\ntoken_file="%s"\n' "$BENCH_INFLUX_URL" "$BENCH_INFLUX_ORG" "$2" "$token_file"
+}
+
+# Telegraf, tuned as its documentation advises for throughput with delivery tracking: batches of 5,000
+# (ours), max_undelivered_messages twice that (with fewer, a batch never fills and each waits for the
+# flush interval), flush_interval 1 s, json_v2 giving the points the gateway writes (measurement =
+# type, tags commune/kind/sensor_id, the values plus lat, lon and seq as fields, time = observedAt).
+telegraf_conf() { # telegraf_conf SOURCE RUN
+  cat <<EOF
+[agent]
+  interval = "10s"
+  flush_interval = "1s"
+  metric_batch_size = 5000
+  metric_buffer_limit = 100000
+  omit_hostname = true
+  debug = true
+EOF
+  local input
+  case "$1" in
+    mqtt) input=mqtt_consumer; cat <<EOF
+[[inputs.mqtt_consumer]]
+  servers = ["tcp://$BENCH_MQTT_HOST:$BENCH_MQTT_PORT"]
+  topics = ["bench/$2/#"]
+  qos = 1
+  client_id = "$2-c"
+  persistent_session = true
+  topic_tag = ""
+EOF
+    ;;
+    kafka) input=kafka_consumer; cat <<EOF
+[[inputs.kafka_consumer]]
+  brokers = ["$BENCH_KAFKA_BOOTSTRAP"]
+  topics = [$(for k in traffic air-quality parking noise weather light; do printf '"bench-%s-%s",' "$2" "$k"; done | sed 's/,$//')]
+  consumer_group = "$2"
+  offset = "oldest"
+  balance_strategy = "roundrobin"
+EOF
+    ;;
+  esac
+  cat <<EOF
+  max_undelivered_messages = 10000
+  data_format = "json_v2"
+  [[inputs.$input.json_v2]]
+    measurement_name_path = "type"
+    timestamp_path = "observedAt"
+    timestamp_format = "2006-01-02T15:04:05Z07:00"
+    [[inputs.$input.json_v2.tag]]
+      path = "commune"
+    [[inputs.$input.json_v2.tag]]
+      path = "type"
+      rename = "kind"
+    [[inputs.$input.json_v2.tag]]
+      path = "id"
+      rename = "sensor_id"
+    [[inputs.$input.json_v2.field]]
+      path = "seq"
+      type = "int"
+    [[inputs.$input.json_v2.field]]
+      path = "lat"
+    [[inputs.$input.json_v2.field]]
+      path = "lon"
+    [[inputs.$input.json_v2.object]]
+      path = "values"
+[[outputs.influxdb_v2]]
+  urls = ["$BENCH_INFLUX_URL"]
+  token = "\${INFLUX_TOKEN}"
+  organization = "$BENCH_INFLUX_ORG"
+  bucket = "$2"
+EOF
+}
+
+start() { # start CONTENDER RUN LOG [PORT]: in the background, sets pid
+  case "$1" in
+    gateway) RUST_LOG=info target/release/gateway --config "$dir/$2.toml" --data-dir "$dir/$2-data" --http-listen "127.0.0.1:$4" > "$3" 2>&1 & ;;
+    telegraf) INFLUX_TOKEN="$BENCH_INFLUX_TOKEN" "$TELEGRAF" --config "$dir/$2.conf" > "$3" 2>&1 & ;;
+  esac
+  pid=$!
+}
+stop() { kill -TERM "$pid"; wait "$pid" || echo "exited non-zero on SIGTERM: $1" >&2; pid=""; }
+written() { # written CONTENDER LOG PORT: points the contender reports written so far
+  case "$1" in
+    gateway) metric "$3" smartcity_gateway_points_written_total ;;
+    telegraf) { grep -o 'Wrote batch of [0-9]* metrics' "$2" || true; } | awk '{ s += $4 } END { print s + 0 }' ;;
+  esac
+}
+connected() { # connected CONTENDER LOG PORT: subscribed to the broker (the MQTT session exists)
+  case "$1" in
+    gateway) [ "$(metric "$3" 'smartcity_gateway_source_connected{source="mqtt"}')" = 1 ] ;;
+    telegraf) grep -q 'Connected \[' "$2" ;;
+  esac
+}
+
+# One measured run; appends "rate cpu_s_per_100k peak_rss_mib lost" to $dir/SOURCE-CONTENDER.rows.
+one_run() { # one_run SOURCE CONTENDER I
+  local src="$1" c="$2" run port log t0 t1 c0 c1 hwm got=0 last=0 stalled=0 count first_t="" first_n=0
+  run="ingest-$src-$c-$$-$3-$(date +%s%N)"
+  new_bucket "$run" "$dir/buckets"
+  if [ "$c" = gateway ]; then gateway_conf "$src" "$run" > "$dir/$run.toml"; else telegraf_conf "$src" "$run" > "$dir/$run.conf"; fi
+  port=$(free_port)
+  if [ "$src" = mqtt ]; then
+    # A first start creates the persistent session and its subscription; the broker then queues the
+    # backlog for it while the consumer is down, as after an outage.
+    mqtt_sessions+=("$run-c")
+    start "$c" "$run" "$dir/$run-first.log" "$port"
+    for _ in $(seq 200); do connected "$c" "$dir/$run-first.log" "$port" && break; sleep 0.1; done
+    connected "$c" "$dir/$run-first.log" "$port" || { echo "$c not subscribed in 20 s:" >&2; tail "$dir/$run-first.log" >&2; exit 1; }
+    sleep 0.5
+    stop "$dir/$run-first.log"
+  fi
+  backlog "$src" "$run"
+  log="$dir/$run.log"
+  t0=$(date +%s.%N)
+  start "$c" "$run" "$log" "$port"
+  c0=$(cpu_ticks "$pid")
+  local perf=""
+  if [ -n "${BENCH_PROFILE:-}" ] && [ "$3" = 1 ]; then
+    mkdir -p "$BENCH_PROFILE"
+    perf record -q -F 999 -g -p "$pid" -o "$dir/$src-$c.perf" 2>/dev/null &
+    perf=$!
+  fi
+  while [ "$got" -lt "$n" ]; do
+    sleep 0.05
+    kill -0 "$pid" 2>/dev/null || { echo "$c died ($run):" >&2; tail -20 "$log" >&2; exit 1; }
+    got=$(written "$c" "$log" "$port")
+    if [ -z "$first_t" ] && [ "$got" -gt 0 ]; then first_t=$(date +%s.%N); first_n=$got; fi
+    if [ "$got" -gt "$last" ]; then last=$got; stalled=0; else stalled=$((stalled + 1)); fi
+    if [ "$stalled" -ge 1200 ]; then echo "$c stalled at $got of $n ($run)" >&2; break; fi # 60 s without a write
+  done
+  t1=$(date +%s.%N)
+  c1=$(cpu_ticks "$pid")
+  hwm=$(peak_rss_mib "$pid")
+  if [ -n "$perf" ]; then
+    kill -INT "$perf"; wait "$perf" 2>/dev/null || true
+    perf report -i "$dir/$src-$c.perf" --stdio --no-children --sort dso,symbol --percent-limit 0.7 2>/dev/null |
+      grep -E '^ +[0-9.]+%' > "$BENCH_PROFILE/$src-$c.txt" || true
+  fi
+  stop "$log"
+  count=$(seq_count "$run")
+  local rate=0 steady=0
+  if [ "$got" -ge "$n" ]; then
+    rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", n / (b - a) }')
+    # Once writing: from the first poll that saw a point written to the last (50 ms polls).
+    steady=$(awk -v n="$((n - first_n))" -v a="$first_t" -v b="$t1" 'BEGIN { printf "%d", (b > a) ? n / (b - a) : 0 }')
+  fi
+  echo "$rate $(awk -v c="$((c1 - c0))" -v t="$CLK_TCK" -v w="$got" 'BEGIN { printf "%.2f", c / t * 100000 / (w > 0 ? w : 1) }') $hwm $((n - count)) $steady" >> "$dir/$src-$c.rows"
+  progress "ingest $src run $3: $c $rate readings/s ($steady once writing), $count of $n in InfluxDB, $(grep -ciE 'WARN|ERROR|E!|W!' "$log" || true) warning/error lines"
+}
+
+# The ceiling: the same 200,000 readings as line protocol, split into batches, POSTed by curl with
+# P requests at a time into a fresh bucket; wall time from the first request to the last answer.
+target/release/examples/backfill_lines 2000 100 2025-06-01T00:00:00Z > "$dir/lines"
+[ "$(wc -l < "$dir/lines")" -eq "$n" ] || { echo "backfill_lines gave $(wc -l < "$dir/lines") lines" >&2; exit 1; }
+ceiling_run() { # ceiling_run BATCH PARALLEL I -> readings per second
+  local run="ingest-ceiling-$1x$2-$$-$3-$(date +%s%N)" t0 t1
+  new_bucket "$run" "$dir/buckets"
+  rm -rf "$dir/split" && mkdir "$dir/split" && split -l "$1" "$dir/lines" "$dir/split/b"
+  t0=$(date +%s.%N)
+  find "$dir/split" -type f | sort | xargs -P "$2" -I{} curl -sS --fail-with-body -o /dev/null \
+    -H "Authorization: Token $BENCH_INFLUX_TOKEN" -H 'Content-Type: text/plain; charset=utf-8' \
+    "$BENCH_INFLUX_URL/api/v2/write?org=$BENCH_INFLUX_ORG&bucket=$run&precision=ms" --data-binary @{}
+  t1=$(date +%s.%N)
+  [ "$(seq_count "$run")" -eq "$n" ] || { echo "ceiling run $run: $(seq_count "$run") of $n points" >&2; exit 1; }
+  awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d\n", n / (b - a) }'
+}
+
+for src in mqtt kafka; do
+  for i in $(seq "$RUNS"); do for c in gateway telegraf; do one_run "$src" "$c" "$i"; done; done
+done
+declare -A ceiling
+for shape in 5000x1 5000x2 5000x4 10000x2; do
+  for i in $(seq "$RUNS"); do ceiling[$shape]+="$(ceiling_run "${shape%x*}" "${shape#*x}" "$i") "; done
+  progress "ingest ceiling $shape: ${ceiling[$shape]}"
+done
+best=""
+for shape in "${!ceiling[@]}"; do
+  m=$(echo "${ceiling[$shape]}" | stats | cut -d' ' -f1)
+  if [ -z "$best" ] || [ "$m" -gt "$(echo "${ceiling[$best]}" | stats | cut -d' ' -f1)" ]; then best=$shape; fi
+done
+top=$(echo "${ceiling[$best]}" | stats | cut -d' ' -f1)
+
+col() { awk -v k="$2" '{ print $k }' "$dir/$1.rows" | stats; }
+lost_total=0
+cat <<EOF
+## 2–4. Ingest into InfluxDB: gateway vs Telegraf, and InfluxDB alone
+
+$n readings (2,000 generated sensors × 100 ticks) wait in the broker: on Mosquitto, queued for the
+consumer's persistent session (QoS 1; a first start of the consumer created the session, then it
+stopped and the simulator published), or on 6 fresh Kafka topics. The consumer then starts into a
+fresh bucket and is timed from its start to its last point written (process start and connection
+included), and from its first point written to its last ("once writing": the rate to compare with
+InfluxDB alone): our gateway by its \`/metrics\`, Telegraf by its debug log's \`Wrote batch of N
+metrics\`, polled every 50 ms.
+CPU is utime + stime of the process over that time, peak RSS its \`VmHWM\`. **Lost** is $n minus
+the bucket's count of \`seq\` points afterwards, over all runs. Median of $RUNS runs (min–max),
+contenders interleaved.
+
+Settings: the gateway as shipped (\`config/gateway.toml\`: writes of 10,000 readings sent as two
+requests of 5,000 lines at once, linger 200 ms, acknowledgement after the write); Telegraf $("$TELEGRAF" --version | awk '{ print $2 }') built from the Go module proxy with
+\`mqtt_consumer\`/\`kafka_consumer\`, \`json_v2\` and \`influxdb_v2\`, delivery tracking on (its
+default), \`metric_batch_size = 5000\`, \`max_undelivered_messages = 10000\`, \`flush_interval = "1s"\`,
+its points shaped like ours (the configuration is \`telegraf_conf\` in \`bench/ingest.sh\`). Its
+output writes its batches one after another (one flush at a time per output), as Telegraf does.
+
+| path | contender | readings/s, start included | readings/s once writing | CPU s per 100,000 | peak RSS MiB | lost | gateway ÷ Telegraf (rate, start included) | Telegraf ÷ gateway (CPU) |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+EOF
+for src in mqtt kafka; do
+  gw=$(col "$src-gateway" 1 | cut -d' ' -f1); tg=$(col "$src-telegraf" 1 | cut -d' ' -f1)
+  gwc=$(col "$src-gateway" 2 | cut -d' ' -f1); tgc=$(col "$src-telegraf" 2 | cut -d' ' -f1)
+  figure "ingest_${src}_gateway" "$gw"; figure "ingest_${src}_telegraf" "$tg"
+  figure "ingest_${src}_gateway_cpu" "$gwc"; figure "ingest_${src}_telegraf_cpu" "$tgc"
+  for c in gateway telegraf; do
+    lost=$(awk '{ s += $4 } END { print s + 0 }' "$dir/$src-$c.rows"); lost_total=$((lost_total + lost))
+    label=$([ "$src" = mqtt ] && echo "MQTT → InfluxDB" || echo "Kafka → InfluxDB")
+    name=$([ "$c" = gateway ] && echo "our gateway" || echo "Telegraf")
+    if [ "$c" = gateway ]; then r1=$(ratio "$gw" "$tg"); r2=$(ratio "$tgc" "$gwc"); else r1=""; r2=""; fi
+    echo "| $label | $name | $(col "$src-$c" 1 | fmt_stats) | $(col "$src-$c" 5 | fmt_stats) | $(col "$src-$c" 2 | fmt_stats) | $(col "$src-$c" 3 | fmt_stats) | $lost of $((RUNS * n)) | $r1 | $r2 |"
+  done
+done
+cat <<EOF
+
+**The ceiling**: InfluxDB alone, the same $n readings pre-encoded as line protocol (our codec:
+\`cargo run --release -p smartcity-model --example backfill_lines -- 2000 100 2025-06-01T00:00:00Z\`),
+POSTed by curl in batches of B lines, P requests at a time; timed from the first request to the last
+answer. Median of $RUNS runs (min–max) per shape; the best shape is the ceiling.
+
+| batch × parallel requests | readings/s |
+| --- | --- |
+EOF
+for shape in 5000x1 5000x2 5000x4 10000x2; do
+  echo "| ${shape/x/ × }$([ "$shape" = "$best" ] && echo " (**ceiling**)") | $(echo "${ceiling[$shape]}" | stats | fmt_stats) |"
+done
+gm=$(col mqtt-gateway 5 | cut -d' ' -f1); gk=$(col kafka-gateway 5 | cut -d' ' -f1)
+figure ingest_ceiling "$top"; figure ingest_lost "$lost_total"
+cat <<EOF
+
+Once writing, our gateway reaches **$(awk -v a="$gk" -v b="$top" 'BEGIN { printf "%.0f", 100 * a / b }') %** of the ceiling from Kafka and **$(awk -v a="$gm" -v b="$top" 'BEGIN { printf "%.0f", 100 * a / b }') %** from MQTT.
+
+Command: \`bench/ingest.sh\`
+EOF
+[ "$lost_total" -eq 0 ] || { echo "LOST: $lost_total readings missing from InfluxDB" >&2; exit 1; }

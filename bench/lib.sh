@@ -1,0 +1,76 @@
+# Shared helpers of the benchmark scripts (bench/*.sh); sourced, never run directly.
+# Every case prints a Markdown section (its method, its table, its command) on stdout, which
+# bench/run.sh (make bench) gathers into docs/benchmarks.md; progress and details go to stderr.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Runs per contender and case: the tables show the median, the minimum and the maximum.
+RUNS=${BENCH_RUNS:-5}
+
+# bench_up SERVICE...: starts those servers of the test bench (a no-op for those already up) and
+# loads their addresses and credentials (target/bench/env).
+bench_up() {
+  scripts/services/services.sh up "$@" >/dev/null
+  # shellcheck source=/dev/null
+  source target/bench/env
+}
+
+progress() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Numbers on stdin (one per line or space-separated) -> "median min max".
+stats() {
+  tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "- - -"; exit } print a[int((NR + 1) / 2)], a[1], a[NR] }'
+}
+# "median min max" -> "median (min–max)" with thousands separators for integers.
+fmt_stats() {
+  awk '{ printf "%s (%s–%s)\n", f($1), f($2), f($3) }
+       function f(x,   s, r) { if (x !~ /^[0-9]+$/) return x; s = x; r = ""
+         while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } return s r }'
+}
+# ratio A B -> "A/B×" with two decimals ("–" when either is missing or B is 0).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "–"; else printf "%.2f×\n", a / b }'; }
+
+# The simulator's own rate from its last log line (`stopped: N readings generated in S s (R/s)`):
+# its process start and connection are not counted, the wait for every acknowledgement is.
+sim_rate() { grep -o 'generated in [0-9.]* s ([0-9]*/s)' "$1" | grep -o '([0-9]*' | tr -d '(' | tail -1; }
+
+# metric PORT SERIES: its value on http://127.0.0.1:PORT/metrics (summed over labels when SERIES
+# names none), 0 when absent.
+metric() {
+  { curl -s "http://127.0.0.1:$1/metrics" || true; } | awk -v s="$2" '$1 == s || index($1, s "{") == 1 { v += $2 } END { printf "%d\n", v }'
+}
+# CPU ticks (utime + stime, all threads) of a live process; and of its reaped children with cstime.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+CLK_TCK=$(getconf CLK_TCK)
+peak_rss_mib() { awk '/^VmHWM:/ { printf "%d\n", $2 / 1024 }' "/proc/$1/status"; }
+
+machine() {
+  echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
+}
+
+# --- InfluxDB (after bench_up influxdb) ---
+influx() { curl -sS --fail-with-body -H "Authorization: Token $BENCH_INFLUX_TOKEN" "$@"; }
+influx_org_id() { influx "$BENCH_INFLUX_URL/api/v2/orgs?org=$BENCH_INFLUX_ORG" | jq -r '.orgs[0].id'; }
+# new_bucket NAME LIST_FILE: a fresh bucket (every run starts empty, counts stay exact); its id is
+# appended to LIST_FILE for delete_buckets.
+new_bucket() {
+  influx -H 'Content-Type: application/json' -X POST "$BENCH_INFLUX_URL/api/v2/buckets" \
+    -d "{\"orgID\":\"$(influx_org_id)\",\"name\":\"$1\",\"retentionRules\":[]}" | jq -r .id >> "$2"
+}
+delete_buckets() {
+  [ -s "$1" ] || return 0
+  while read -r id; do influx -o /dev/null -X DELETE "$BENCH_INFLUX_URL/api/v2/buckets/$id" || true; done < "$1"
+}
+# seq_count BUCKET: points of field `seq`, i.e. distinct (sensor, seq) written (a point is unique per
+# series and time).
+seq_count() {
+  influx -H 'Content-Type: application/vnd.flux' -H 'Accept: application/csv' -X POST \
+    "$BENCH_INFLUX_URL/api/v2/query?org=$BENCH_INFLUX_ORG" \
+    --data-binary "from(bucket: \"$1\") |> range(start: 2020-01-01T00:00:00Z) |> filter(fn: (r) => r._field == \"seq\") |> group() |> count()" \
+    | tr -d '\r' | awk -F, 'NR > 1 && $NF ~ /^[0-9]+$/ { s += $NF } END { print s + 0 }'
+}
+
+# figure KEY VALUE: records a headline figure for the targets table of bench/run.sh.
+figure() { echo "$1=$2" >> "${BENCH_FIGURES:-/dev/null}"; }
