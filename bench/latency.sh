@@ -12,14 +12,7 @@ token_file="$PWD/target/bench/secrets/influxdb-token"
 sensors=10000
 warmup=10
 measure=${BENCH_LATENCY_SECONDS:-30}
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  delete_buckets "$dir/buckets"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+live_scratch
 
 # Probe sensors: every 500th of the generated catalogue (its ids, from the same generator).
 cargo build --release --quiet -p smartcity-model --example backfill_lines

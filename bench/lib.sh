@@ -72,5 +72,14 @@ seq_count() {
     | tr -d '\r' | awk -F, 'NR > 1 && $NF ~ /^[0-9]+$/ { s += $NF } END { print s + 0 }'
 }
 
+# live_scratch: a scratch folder $dir, and at exit the processes listed in $pids stopped (SIGTERM)
+# and the buckets listed in $dir/buckets deleted (the live cases: scale, latency).
+live_scratch() {
+  dir=$(mktemp -d)
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+        delete_buckets "$dir/buckets"; rm -rf "$dir"' EXIT
+}
+
 # figure KEY VALUE: records a headline figure for the targets table of bench/run.sh.
 figure() { echo "$1=$2" >> "${BENCH_FIGURES:-/dev/null}"; }

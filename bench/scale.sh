@@ -11,14 +11,7 @@ token_file="$PWD/target/bench/secrets/influxdb-token"
 warmup=20
 measure=${BENCH_SCALE_SECONDS:-10}
 steps=(10000 25000 100000)
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  delete_buckets "$dir/buckets"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+live_scratch
 
 # Counter deltas over the measured window, per second.
 rate_between() { awk -v a="$1" -v b="$2" -v s="$measure" 'BEGIN { printf "%d", (b - a) / s }'; }
