@@ -23,9 +23,9 @@ one_run() { # one_run I: appends latencies (s) to $dir/latencies, "p50 p99" of t
   local run="latency-$$-$1-$(date +%s%N)" port sim gw
   new_bucket "$run" "$dir/buckets"
   port=$(free_port)
-  printf '[[mqtt]]\nname="mqtt"\nhost="%s"\nport=%s\nclient_id="%s-gw"\ntopic_prefix="bench/%s"\n[influxdb]\nurl="%s"\norg="%s"\nbucket="%s"\ntoken_env=""\ntoken_file="%s"\n' \
+  printf '[[mqtt]]\nname="mqtt"\nhost="%s"\nport=%s\nclient_id="%s-gw"\nclean_session=true\ntopic_prefix="bench/%s"\n[influxdb]\nurl="%s"\norg="%s"\nbucket="%s"\ntoken_env=""\ntoken_file="%s"\n' \
     "$BENCH_MQTT_HOST" "$BENCH_MQTT_PORT" "$run" "$run" "$BENCH_INFLUX_URL" "$BENCH_INFLUX_ORG" "$run" "$token_file" > "$dir/gw.toml"
-  printf '[embedded_broker]\nenabled=false\n[status]\ninterval_seconds=0\n[[mqtt]]\nhost="%s"\nport=%s\nclient_id="%s-sim"\ntopic_prefix="bench/%s"\n' \
+  printf '[embedded_broker]\nenabled=false\n[status]\ninterval_seconds=0\n[[mqtt]]\nhost="%s"\nport=%s\nclient_id="%s-sim"\nclean_session=true\ntopic_prefix="bench/%s"\n' \
     "$BENCH_MQTT_HOST" "$BENCH_MQTT_PORT" "$run" "$run" > "$dir/sim.toml"
   target/release/gateway --config "$dir/gw.toml" --data-dir "$dir/data-$1" --http-listen "127.0.0.1:$port" > "$dir/gw.log" 2>&1 &
   gw=$!; pids+=("$gw")
@@ -43,7 +43,10 @@ one_run() { # one_run I: appends latencies (s) to $dir/latencies, "p50 p99" of t
       END { total = c[k]; for (i = 1; i <= k; i++) { if (p50 == "" && c[i] >= 0.5 * total) p50 = u[i]; if (p99 == "" && c[i] >= 0.99 * total) p99 = u[i] } print p50, p99, total }' >> "$dir/histogram"
   local published rate
   published=$(metric "$port" smartcity_gateway_points_written_total)
-  kill -TERM "$sim" "$gw"; wait "$sim" "$gw" 2>/dev/null || true
+  # The simulator first and at once (SIGKILL): stopped gently it would spend 10 s publishing its
+  # queue, and with clean sessions nothing of a run stays in the broker to slow down the next case.
+  kill -KILL "$sim"; wait "$sim" 2>/dev/null || true
+  kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
   pids=()
   rate=$(awk -v w="$published" -v s="$((warmup + measure))" 'BEGIN { printf "%d", w / s }')
   echo "$rate" >> "$dir/rates"

@@ -71,7 +71,7 @@ for qos in 0 1; do
       [ -n "${r%% *}" ] || { echo "publish: $c QoS $qos gave no rate" >&2; exit 1; }
       rates[$c-$qos]+="${r%% *} "
       cpus[$c-$qos]+="${r#* } "
-      progress "publish QoS $qos run $i: $c $r/s"
+      progress "publish QoS $qos run $i: $c ${r%% *}/s, ${r#* } CPU s per 100,000"
     done
   done
 done

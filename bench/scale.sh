@@ -20,9 +20,9 @@ one_run() { # one_run SENSORS I: appends "published/s written/s clock_lag_s sim_
   local n="$1" run="scale-$1-$$-$2-$(date +%s%N)" gw_port sim_port sim gw
   new_bucket "$run" "$dir/buckets"
   gw_port=$(free_port); sim_port=$(free_port)
-  printf '[[mqtt]]\nname="mqtt"\nhost="%s"\nport=%s\nclient_id="%s-gw"\ntopic_prefix="bench/%s"\n[influxdb]\nurl="%s"\norg="%s"\nbucket="%s"\ntoken_env=""\ntoken_file="%s"\n' \
+  printf '[[mqtt]]\nname="mqtt"\nhost="%s"\nport=%s\nclient_id="%s-gw"\nclean_session=true\ntopic_prefix="bench/%s"\n[influxdb]\nurl="%s"\norg="%s"\nbucket="%s"\ntoken_env=""\ntoken_file="%s"\n' \
     "$BENCH_MQTT_HOST" "$BENCH_MQTT_PORT" "$run" "$run" "$BENCH_INFLUX_URL" "$BENCH_INFLUX_ORG" "$run" "$token_file" > "$dir/gw.toml"
-  printf '[embedded_broker]\nenabled=false\n[status]\ninterval_seconds=0\n[[mqtt]]\nhost="%s"\nport=%s\nclient_id="%s-sim"\ntopic_prefix="bench/%s"\n' \
+  printf '[embedded_broker]\nenabled=false\n[status]\ninterval_seconds=0\n[[mqtt]]\nhost="%s"\nport=%s\nclient_id="%s-sim"\nclean_session=true\ntopic_prefix="bench/%s"\n' \
     "$BENCH_MQTT_HOST" "$BENCH_MQTT_PORT" "$run" "$run" > "$dir/sim.toml"
   target/release/gateway --config "$dir/gw.toml" --data-dir "$dir/data-$n-$2" --http-listen "127.0.0.1:$gw_port" > "$dir/gw.log" 2>&1 &
   gw=$!; pids+=("$gw")
@@ -41,7 +41,10 @@ one_run() { # one_run SENSORS I: appends "published/s written/s clock_lag_s sim_
   echo "$(rate_between "$p0" "$p1") $(rate_between "$w0" "$w1") $lag $(peak_rss_mib "$sim") $(peak_rss_mib "$gw")" \
     "$(awk -v a="$gc0" -v b="$gc1" -v t="$CLK_TCK" -v s="$measure" 'BEGIN { printf "%d", 100 * (b - a) / t / s }')" \
     "$(awk -v a="$sc0" -v b="$sc1" -v t="$CLK_TCK" -v s="$measure" 'BEGIN { printf "%d", 100 * (b - a) / t / s }')" >> "$dir/$n.rows"
-  kill -TERM "$sim" "$gw"; wait "$sim" "$gw" 2>/dev/null || true
+  # The simulator first and at once (SIGKILL): stopped gently it would spend 10 s publishing its
+  # queue, and with clean sessions nothing of a run stays in the broker to slow down the next case.
+  kill -KILL "$sim"; wait "$sim" 2>/dev/null || true
+  kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
   pids=()
   progress "scale $n sensors run $2: $(tail -1 "$dir/$n.rows") (published/s written/s lag_s sim_MiB gw_MiB gw_cpu% sim_cpu%)"
 }
