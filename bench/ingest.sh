@@ -262,6 +262,7 @@ for src in mqtt kafka; do
   gwc=$(col "$src-gateway" 2 | cut -d' ' -f1); tgc=$(col "$src-telegraf" 2 | cut -d' ' -f1)
   figure "ingest_${src}_gateway" "$gw"; figure "ingest_${src}_telegraf" "$tg"
   figure "ingest_${src}_gateway_cpu" "$gwc"; figure "ingest_${src}_telegraf_cpu" "$tgc"
+  figure "ingest_${src}_gateway_steady" "$(col "$src-gateway" 5 | cut -d' ' -f1)"
   for c in gateway telegraf; do
     lost=$(awk '{ s += $4 } END { print s + 0 }' "$dir/$src-$c.rows"); lost_total=$((lost_total + lost))
     label=$([ "$src" = mqtt ] && echo "MQTT → InfluxDB" || echo "Kafka → InfluxDB")

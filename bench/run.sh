@@ -57,9 +57,9 @@ EOF
     target "gateway ≥ 2× Telegraf, $src → InfluxDB" "$g vs $t readings/s: $(ratio "$g" "$t")" "a >= 2 * b" "$g" "$t"
     target "gateway ≤ ½ Telegraf's CPU per reading, $src" "$gc vs $tc CPU s per 100,000: $(ratio "$gc" "$tc")" "a <= 0.5 * b" "$gc" "$tc"
   done
-  c=$(f ingest_ceiling); gk=$(f ingest_kafka_gateway); gm=$(f ingest_mqtt_gateway)
-  target "gateway ≥ 80 % of the InfluxDB-alone ceiling (Kafka)" "$gk of $c readings/s: $(awk -v a="$gk" -v b="$c" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b }')" "a >= 0.8 * b" "$gk" "$c"
-  target "gateway ≥ 80 % of the InfluxDB-alone ceiling (MQTT)" "$gm of $c readings/s: $(awk -v a="$gm" -v b="$c" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b }')" "a >= 0.8 * b" "$gm" "$c"
+  c=$(f ingest_ceiling); gk=$(f ingest_kafka_gateway_steady); gm=$(f ingest_mqtt_gateway_steady)
+  target "gateway ≥ 80 % of the InfluxDB-alone ceiling (Kafka)" "$gk (once writing) of $c readings/s: $(awk -v a="$gk" -v b="$c" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b }')" "a >= 0.8 * b" "$gk" "$c"
+  target "gateway ≥ 80 % of the InfluxDB-alone ceiling (MQTT)" "$gm (once writing) of $c readings/s: $(awk -v a="$gm" -v b="$c" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b }')" "a >= 0.8 * b" "$gm" "$c"
   target "nothing lost in any ingest run" "$(f ingest_lost) readings missing" "a == 0" "$(f ingest_lost)" 0
   sus=$(f scale_sustained)
   target "100,000 sensors at 1 Hz through the whole chain" "largest step sustained: ${sus:-none} sensors" "a >= 100000" "${sus:-0}" 1
