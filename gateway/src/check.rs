@@ -5,6 +5,7 @@ use crate::config::GatewayConfig;
 use crate::dead_letter::DeadLetterFile;
 use crate::store::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use smartcity_connectors::kafka::KafkaSink;
 use smartcity_connectors::kafka::KafkaSourceConfig;
 use smartcity_connectors::kafka_rest::KafkaRestSourceConfig;
 use smartcity_connectors::metrics::{self, SinkMetrics};
@@ -54,6 +55,28 @@ pub async fn check(cfg: &GatewayConfig) -> Vec<CheckRow> {
     rows.push(CheckRow { name: cfg.influx().map_or("files".into(), |i| i.name.clone()), role: "store", result });
     let dead = DeadLetterFile::new(&cfg.dead_letters).check();
     rows.push(CheckRow { name: "dead-letters".into(), role: "dead letters", result: dead });
+    if let Some(m) = cfg.dead_letters.mqtt.as_ref().filter(|m| m.enabled) {
+        let result = match MqttSink::new(m, SinkTelemetry::new(&sink_metrics, &m.name)) {
+            Ok(mut probe) => {
+                let r = probe.check().await;
+                probe.close().await;
+                text(r.map(|_| format!("connected to {}, would publish to {}/{{reason}}", m.url(), m.topic_prefix)))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        rows.push(CheckRow { name: m.name.clone(), role: "dead-letter copies", result });
+    }
+    if let Some(k) = cfg.dead_letters.kafka.as_ref().filter(|k| k.enabled) {
+        let result = match KafkaSink::new(k, SinkTelemetry::new(&sink_metrics, &k.name)) {
+            Ok(mut probe) => {
+                let r = probe.check().await;
+                probe.close().await;
+                text(r.map(|_| format!("connected to {}, would produce to `{}`", k.address(), k.topic_template)))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        rows.push(CheckRow { name: k.name.clone(), role: "dead-letter copies", result });
+    }
     rows
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer};
 use smartcity_connectors::config_file::{self, ConfigError};
 use smartcity_connectors::influxdb::InfluxConfig;
-use smartcity_connectors::kafka::KafkaSourceConfig;
+use smartcity_connectors::kafka::{KafkaConfig, KafkaSourceConfig};
 use smartcity_connectors::kafka_rest::KafkaRestSourceConfig;
 use smartcity_connectors::mqtt::MqttConfig;
 use smartcity_connectors::pulsar::PulsarSourceConfig;
@@ -122,16 +122,103 @@ impl Default for WriterConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeadLetterConfig {
-    /// JSON-lines file of dead letters (raw payload, source, topic, reason, time).
+    /// JSON-lines file of dead letters (raw payload, source, topic, reason, time): the record.
     pub file: PathBuf,
     /// Once the file reaches this size it is renamed `*.1` (replacing the previous one) and a new
     /// one starts.
     pub rotate_bytes: u64,
+    /// A copy of each dead letter (the same JSON object) published to `{topic_prefix}/{reason}` on
+    /// this MQTT broker (`crate::dead_letter_copies`). Its `topic_prefix` defaults to
+    /// `city/dead-letters`, its `client_id` to the gateway's first MQTT client id + `-dead-letters`.
+    #[serde(deserialize_with = "mqtt_copy_target")]
+    pub mqtt: Option<MqttConfig>,
+    /// A copy of each dead letter produced to the topic `topic_template` (default
+    /// `smartcity-dead-letters`, keyed by reason) on this Kafka cluster.
+    #[serde(deserialize_with = "kafka_copy_target")]
+    pub kafka: Option<KafkaConfig>,
 }
 
 impl Default for DeadLetterConfig {
     fn default() -> Self {
-        DeadLetterConfig { file: PathBuf::from("data/gateway/dead-letters.jsonl"), rotate_bytes: 64 << 20 }
+        DeadLetterConfig {
+            file: PathBuf::from("data/gateway/dead-letters.jsonl"),
+            rotate_bytes: 64 << 20,
+            mqtt: None,
+            kafka: None,
+        }
+    }
+}
+
+/// Default topic prefix of the MQTT copies of dead letters (never under a source's `city/sensors`).
+pub const DEAD_LETTER_MQTT_PREFIX: &str = "city/dead-letters";
+/// Default Kafka topic of the copies of dead letters.
+pub const DEAD_LETTER_KAFKA_TOPIC: &str = "smartcity-dead-letters";
+
+/// A table read as `T` after `defaults` were put in for the keys it leaves out: `T`'s own defaults
+/// are those of a source or a sink, and a dead-letter topic must not be a readings topic.
+fn with_defaults<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    d: D,
+    defaults: &[(&str, &str)],
+) -> Result<Option<T>, D::Error> {
+    let mut table = toml::Table::deserialize(d)?;
+    for (key, value) in defaults {
+        table.entry(*key).or_insert_with(|| toml::Value::String((*value).into()));
+    }
+    toml::Value::Table(table).try_into().map(Some).map_err(serde::de::Error::custom)
+}
+
+fn mqtt_copy_target<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MqttConfig>, D::Error> {
+    with_defaults(d, &[("name", "dead-letters-mqtt"), ("topic_prefix", DEAD_LETTER_MQTT_PREFIX)])
+}
+
+fn kafka_copy_target<'de, D: Deserializer<'de>>(d: D) -> Result<Option<KafkaConfig>, D::Error> {
+    with_defaults(d, &[("name", "dead-letters-kafka"), ("topic_template", DEAD_LETTER_KAFKA_TOPIC)])
+}
+
+impl DeadLetterConfig {
+    /// Problems of the MQTT copy target: its own, and copies that the gateway would read back.
+    fn mqtt_problems(&self, cfg: &GatewayConfig) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if let Some(m) = self.mqtt.as_ref().filter(|m| m.enabled) {
+            p.extend(m.problems());
+            let prefix = m.topic_prefix.as_str();
+            for source in cfg.mqtt.iter().filter(|s| s.enabled) {
+                let under = prefix == source.topic_prefix || prefix.starts_with(&format!("{}/", source.topic_prefix));
+                if under {
+                    p.push((
+                        "topic_prefix",
+                        format!(
+                            "`{prefix}` is under the source `{}`'s `{}/#`: the gateway would read its own dead letters",
+                            source.name, source.topic_prefix
+                        ),
+                    ));
+                }
+            }
+        }
+        p
+    }
+
+    /// Problems of the Kafka copy target: its own, and copies that the gateway would read back.
+    fn kafka_problems(&self, cfg: &GatewayConfig) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if let Some(k) = self.kafka.as_ref().filter(|k| k.enabled) {
+            p.extend(k.problems());
+            if k.topic_template.contains('{') {
+                p.push(("topic_template", "one topic for every dead letter: no `{kind}`".into()));
+            }
+            for source in cfg.kafka.iter().filter(|s| s.enabled) {
+                if source.topics().contains(&k.topic_template) {
+                    p.push((
+                        "topic_template",
+                        format!(
+                            "`{}` is read by the source `{}`: the gateway would read its own dead letters",
+                            k.topic_template, source.name
+                        ),
+                    ));
+                }
+            }
+        }
+        p
     }
 }
 
@@ -172,6 +259,12 @@ impl GatewayConfig {
                 m.client_id =
                     if several { format!("{DEFAULT_CLIENT_ID}-{}", m.name) } else { DEFAULT_CLIENT_ID.into() };
             }
+        }
+        // The copies' own session, so that it never takes over the subscriber's (nor another
+        // gateway's, since each gateway's subscriber id differs).
+        let subscriber = cfg.mqtt.first().map_or(DEFAULT_CLIENT_ID.to_string(), |m| m.client_id.clone());
+        if let Some(m) = cfg.dead_letters.mqtt.as_mut().filter(|m| m.client_id.is_empty()) {
+            m.client_id = format!("{subscriber}-dead-letters");
         }
         Ok(cfg)
     }
@@ -228,6 +321,8 @@ impl GatewayConfig {
             config_file::check(path, "influxdb", influx.problems())?;
         }
         config_file::check(path, "", self.spool.problems())?;
+        config_file::check(path, "dead_letters.mqtt", self.dead_letters.mqtt_problems(self))?;
+        config_file::check(path, "dead_letters.kafka", self.dead_letters.kafka_problems(self))?;
         let mut writer = Vec::new();
         if !(1..=20_000).contains(&self.writer.batch_size) {
             writer.push(("batch_size", format!("must be 1-20000 (got {})", self.writer.batch_size)));
@@ -300,5 +395,45 @@ mod tests {
         let path = temp("dup", "[[kafka]]\nname = \"mqtt\"\n");
         let err = GatewayConfig::load(Some(&path)).unwrap().validate(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("two sources are named `mqtt`"), "{err}");
+    }
+
+    #[test]
+    fn dead_letter_copies_get_their_own_topics_and_session() {
+        let text = "[[mqtt]]\nclient_id = \"gw-a\"\n[dead_letters.mqtt]\nhost = \"broker\"\n[dead_letters.kafka]\nbootstrap_servers = \"k:9092\"\n";
+        let path = temp("copies", text);
+        let c = GatewayConfig::load(Some(&path)).unwrap();
+        c.validate(Some(&path)).unwrap();
+        let m = c.dead_letters.mqtt.as_ref().unwrap();
+        assert_eq!((m.topic_prefix.as_str(), m.client_id.as_str()), (DEAD_LETTER_MQTT_PREFIX, "gw-a-dead-letters"));
+        assert_eq!((m.name.as_str(), m.host.as_str()), ("dead-letters-mqtt", "broker"));
+        let k = c.dead_letters.kafka.as_ref().unwrap();
+        assert_eq!((k.topic_template.as_str(), k.name.as_str()), (DEAD_LETTER_KAFKA_TOPIC, "dead-letters-kafka"));
+
+        for (text, field, says) in [
+            (
+                "[dead_letters.mqtt]\ntopic_prefix = \"city/sensors/bad\"\n",
+                "dead_letters.mqtt.topic_prefix",
+                "read its own",
+            ),
+            ("[dead_letters.mqtt]\ntopic_prefix = \"city/#\"\n", "dead_letters.mqtt.topic_prefix", "wildcards"),
+            ("[dead_letters.mqtt]\nqos = 3\n", "dead_letters.mqtt.qos", ""),
+            (
+                "[[kafka]]\ntopic_template = \"smartcity-dead-letters\"\n[dead_letters.kafka]\n",
+                "dead_letters.kafka.topic_template",
+                "read its own",
+            ),
+            (
+                "[dead_letters.kafka]\ntopic_template = \"dl-{kind}\"\n",
+                "dead_letters.kafka.topic_template",
+                "no `{kind}`",
+            ),
+        ] {
+            let path = temp("bad-copies", text);
+            let err = GatewayConfig::load(Some(&path)).unwrap().validate(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{field}`")) && err.contains(says), "{text}: {err}");
+        }
+        let path = temp("typo-copies", "[dead_letters.mqtt]\nhots = \"x\"\n");
+        let err = GatewayConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("hots"), "{err}");
     }
 }

@@ -8,6 +8,7 @@
 //! lost either). The file rotates once at `rotate_bytes` (to `*.1`), so it cannot fill the disk.
 
 use crate::config::DeadLetterConfig;
+use crate::dead_letter_copies::DeadLetterCopies;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 /// Most payload bytes kept per dead letter (a 10 MB message keeps its first MiB).
 pub const KEPT_PAYLOAD: usize = 1 << 20;
 
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct DeadLetterLine {
     pub time: String,
     pub source: String,
@@ -51,20 +52,49 @@ impl DeadLetterLine {
     pub fn payload(&self) -> Vec<u8> {
         BASE64.decode(&self.payload_base64).unwrap_or_default()
     }
+
+    /// This line as one JSON object of at most `max_bytes` (a broker's message limit): when it is
+    /// larger, the payload is cut (`truncated`); `bytes` still gives the payload's real size.
+    pub fn to_json_within(&self, max_bytes: usize) -> Vec<u8> {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        if json.len() <= max_bytes {
+            return json;
+        }
+        // Everything but the payload, then as many payload bytes as base64 fits in what is left.
+        let room = max_bytes.saturating_sub(json.len() - self.payload_base64.len() + 32);
+        let mut cut = self.payload();
+        cut.truncate(room / 4 * 3);
+        let line = DeadLetterLine { payload_base64: BASE64.encode(&cut), truncated: true, ..self.clone() };
+        serde_json::to_vec(&line).unwrap_or_default()
+    }
 }
 
 pub struct DeadLetterFile {
     cfg: DeadLetterConfig,
     file: Option<(File, u64)>,
+    copies: DeadLetterCopies,
 }
 
 impl DeadLetterFile {
     pub fn new(cfg: &DeadLetterConfig) -> Self {
-        DeadLetterFile { cfg: cfg.clone(), file: None }
+        DeadLetterFile { cfg: cfg.clone(), file: None, copies: DeadLetterCopies::default() }
     }
 
-    /// Appends one line; the caller acknowledges the message only when this succeeded.
+    /// Each line written is then also copied to these topics.
+    pub fn with_copies(mut self, copies: DeadLetterCopies) -> Self {
+        self.copies = copies;
+        self
+    }
+
+    /// Appends one line, then queues its copies; the caller acknowledges the message only when
+    /// this succeeded.
     pub fn write(&mut self, line: &DeadLetterLine) -> std::io::Result<()> {
+        self.append(line)?;
+        self.copies.offer(line);
+        Ok(())
+    }
+
+    fn append(&mut self, line: &DeadLetterLine) -> std::io::Result<()> {
         let mut text = serde_json::to_vec(line).map_err(std::io::Error::other)?;
         text.push(b'\n');
         if self.file.as_ref().is_some_and(|(_, size)| *size >= self.cfg.rotate_bytes) {
@@ -118,7 +148,7 @@ mod tests {
     fn keeps_raw_bytes_and_rotates() {
         let dir = std::env::temp_dir().join(format!("gw-dl-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let cfg = DeadLetterConfig { file: dir.join("dl.jsonl"), rotate_bytes: 1000 };
+        let cfg = DeadLetterConfig { file: dir.join("dl.jsonl"), rotate_bytes: 1000, ..Default::default() };
         let mut store = DeadLetterFile::new(&cfg);
         let raw = [0xff, 0xfe, b'{', b'\n'];
         for _ in 0..10 {
@@ -131,6 +161,13 @@ mod tests {
         let big = vec![b'x'; KEPT_PAYLOAD + 5];
         let line = DeadLetterLine::new("k", "t", "size", "big", &big, Utc::now());
         assert!(line.truncated && line.bytes == big.len() && line.payload().len() == KEPT_PAYLOAD);
+        // Cut to a broker's limit: still one valid line, as much payload as fits.
+        let json = line.to_json_within(200_000);
+        assert!(json.len() <= 200_000 && json.len() > 190_000, "{}", json.len());
+        let copy: DeadLetterLine = serde_json::from_slice(&json).unwrap();
+        assert!(copy.truncated && copy.bytes == big.len() && big.starts_with(&copy.payload()));
+        let small = DeadLetterLine::new("k", "t", "syntax", "x", b"{", Utc::now());
+        assert_eq!(small.to_json_within(200_000), serde_json::to_vec(&small).unwrap());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

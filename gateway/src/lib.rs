@@ -7,7 +7,7 @@
 //!
 //! - [`config`]: `config/gateway.toml`, overrides, validation.
 //! - [`decode`]: the wire codec plus the gateway's checks (size, topic).
-//! - [`dead_letter`]: the dead-letter file.
+//! - [`dead_letter`]: the dead-letter file; [`dead_letter_copies`]: its copies on MQTT or Kafka.
 //! - [`line_files`]: the store without InfluxDB.
 //! - [`state`]: latest reading and history per sensor, sequence-gap accounting.
 //! - [`web`]: dashboard, `/api/...`, `/metrics`, `/healthz`.
@@ -18,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
+pub mod dead_letter_copies;
 pub mod decode;
 pub mod flux;
 pub mod history;
@@ -47,8 +48,13 @@ pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), 
     let state = Arc::new(state::CityState::new(cfg.state.history_per_sensor, cfg.state.dead_letters_kept));
     let store = store::Store::new(&cfg, &registry)?;
     let spool = open_spool(&cfg).await?;
-    let dead = Arc::new(Mutex::new(dead_letter::DeadLetterFile::new(&cfg.dead_letters)));
-    dead.lock().unwrap_or_else(|e| e.into_inner()).check().map_err(|e| format!("dead letters: {e}"))?;
+    let dead_file = dead_letter::DeadLetterFile::new(&cfg.dead_letters);
+    dead_file.check().map_err(|e| format!("dead letters: {e}"))?;
+    // The copies' tasks end once the dead-letter file is dropped (ingest and writer done).
+    let mut copy_tasks = JoinSet::new();
+    let copies =
+        dead_letter_copies::DeadLetterCopies::start(&cfg.dead_letters, &metrics.dead_letter_copies, &mut copy_tasks)?;
+    let dead = Arc::new(Mutex::new(dead_file.with_copies(copies)));
 
     let listener = http::bind(cfg.http.listen, "the dashboard", "http.listen").await?;
     tracing::info!("dashboard on http://{}/ (API: /api/readings, metrics: /metrics)", cfg.http.listen);
@@ -102,6 +108,7 @@ pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), 
     // Every source is gone: ingest drains what is queued, then the writer writes (or spools) it.
     let _ = ingest.await;
     let _ = writer.await;
+    while copy_tasks.join_next().await.is_some() {}
     syncer.abort();
     silence.abort();
     http_stop.cancel();

@@ -37,6 +37,8 @@ pub struct GatewayMetrics {
     pub kafka_lag: IntGaugeVec,
     /// Pulsar subscription backlog (admin API), by source; -1 while unknown.
     pub pulsar_backlog: IntGaugeVec,
+    /// Copies of dead letters on MQTT or Kafka, by target and outcome (`crate::dead_letter_copies`).
+    pub dead_letter_copies: IntCounterVec,
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
@@ -136,6 +138,12 @@ impl GatewayMetrics {
             ),
             kafka_lag,
             pulsar_backlog,
+            dead_letter_copies: metrics::counter_vec(
+                registry,
+                "smartcity_gateway_dead_letter_copies_total",
+                "Copies of dead letters to the MQTT or Kafka target: published, retried, or dropped (only in the file).",
+                &["target", "outcome"],
+            ),
         };
         for k in SensorKind::ALL {
             m.accepted.with_label_values(&[k.as_str()]);

@@ -1,6 +1,6 @@
-//! `gateway check` against the real bench (every source and InfluxDB: one row each, exit 0; a
-//! wrong token: a FAIL row naming the cause, exit 1), and the line-protocol files of the embedded
-//! default imported into the real InfluxDB as `influx write` would (same API, same precision).
+//! `gateway check` against the real bench (every source, InfluxDB and the dead letters' copy
+//! targets: one row each, exit 0; a wrong token: a FAIL row naming the cause, exit 1), and the
+//! line-protocol files of the embedded default imported into the real InfluxDB as `influx write` would (same API, same precision).
 
 mod common;
 
@@ -17,6 +17,13 @@ async fn check_prints_one_row_per_server_and_fails_on_a_bad_token() {
     let run = Run::new("gw-check").await;
     let sources = Sources { mqtt: true, kafka: true, kafka_rest: true, pulsar: true, share: false };
     let config = run.gateway_config("a", &sources, &bench_var("BENCH_INFLUX_URL"), 1 << 30);
+    let copies = format!(
+        "\n[dead_letters.mqtt]\nhost = \"{}\"\nport = {}\n\n[dead_letters.kafka]\nbootstrap_servers = \"{}\"\n",
+        bench_var("BENCH_MQTT_HOST"),
+        bench_var("BENCH_MQTT_PORT"),
+        bench_var("BENCH_KAFKA_BOOTSTRAP"),
+    );
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap() + &copies).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["check", "--config", config.to_str().unwrap()])
         .output()
@@ -26,6 +33,8 @@ async fn check_prints_one_row_per_server_and_fails_on_a_bad_token() {
     for row in ["mqtt source", "kafka source", "kafka_rest source", "pulsar source", "store", "dead letters"] {
         assert!(table.lines().any(|l| l.starts_with("OK") && l.contains(row)), "no OK row for {row}:\n{table}");
     }
+    let copies = table.lines().filter(|l| l.starts_with("OK") && l.contains("dead-letter copies")).count();
+    assert_eq!(copies, 2, "an OK row for the MQTT and the Kafka copies:\n{table}");
 
     let text = std::fs::read_to_string(&config).unwrap();
     let token_line = text.lines().find(|l| l.starts_with("token_file")).unwrap();

@@ -1,0 +1,228 @@
+//! Copies of the dead letters on an MQTT topic (`[dead_letters.mqtt]`: `{topic_prefix}/{reason}`)
+//! and a Kafka topic (`[dead_letters.kafka]`, keyed by reason), for operators who watch them with
+//! the tools they already run: a subscriber, a consumer, an alert.
+//!
+//! The file stays the record: a message is acknowledged once its line is in the file, and its copy
+//! goes out behind it. Why not acknowledge on the copy: MQTT acknowledges in order and Kafka
+//! commits the lowest offset, so a dead-letter broker that is down would stall every source, and
+//! one bad message must never slow the pipeline. So each copy target has a queue of
+//! [`COPY_QUEUE`] copies; a copy is delivered at least once while the gateway runs (QoS 1 resent
+//! after a reconnect; a failed Kafka delivery sent again after a back-off); past the queue it is
+//! counted `dropped` and stays only in the file. At shutdown the copies get [`FLUSH`] to go out.
+//! `smartcity_gateway_dead_letter_copies_total{target, outcome}` counts `published`, `dropped`
+//! and (Kafka) `retried`.
+
+use crate::config::DeadLetterConfig;
+use crate::dead_letter::DeadLetterLine;
+use futures::stream::{FuturesUnordered, StreamExt};
+use prometheus::IntCounterVec;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
+use smartcity_connectors::kafka::KafkaConfig;
+use smartcity_connectors::mqtt::MqttConfig;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Copies waiting per target while its broker is slow or away.
+pub const COPY_QUEUE: usize = 10_000;
+/// How long the copies still queued at shutdown get to go out.
+pub const FLUSH: Duration = Duration::from_secs(5);
+/// Largest Kafka copy: under the brokers' default `message.max.bytes` (1,000,000) with room for the
+/// record's own fields. A larger dead letter is copied with its payload cut (`truncated`).
+const KAFKA_COPY_BYTES: usize = 900_000;
+/// Kafka copies awaiting their delivery report at once.
+const KAFKA_IN_FLIGHT: usize = 1_000;
+
+/// One dead letter as published: its reason (topic suffix or key) and its JSON object.
+struct Copy {
+    reason: String,
+    json: Vec<u8>,
+}
+
+struct Target {
+    name: &'static str,
+    /// Largest JSON object this target takes.
+    max_bytes: usize,
+    queue: mpsc::Sender<Copy>,
+}
+
+/// The copy targets of the dead letters; none when neither is configured.
+#[derive(Default)]
+pub struct DeadLetterCopies {
+    targets: Vec<Target>,
+    counter: Option<IntCounterVec>,
+}
+
+impl DeadLetterCopies {
+    /// Starts one publishing task per configured target into `tasks`. Nothing waits on the network
+    /// here: a broker that is down shows in the log and the metrics, not as a failed start.
+    pub fn start(cfg: &DeadLetterConfig, counter: &IntCounterVec, tasks: &mut JoinSet<()>) -> Result<Self, String> {
+        let mut targets = Vec::new();
+        if let Some(m) = cfg.mqtt.as_ref().filter(|m| m.enabled) {
+            let (queue, copies) = mpsc::channel(COPY_QUEUE);
+            let options = m.options().map_err(|e| format!("dead_letters.mqtt: {e}"))?;
+            let (client, events) = AsyncClient::new(options, 64);
+            tasks.spawn(publish_mqtt(m.clone(), client, events, copies, counter.clone()));
+            // The topic and the packet's own fields fit in a kilobyte.
+            targets.push(Target { name: "mqtt", max_bytes: m.max_packet_bytes.saturating_sub(1024), queue });
+        }
+        if let Some(k) = cfg.kafka.as_ref().filter(|k| k.enabled) {
+            let (queue, copies) = mpsc::channel(COPY_QUEUE);
+            let producer: FutureProducer =
+                k.client_config()?.create().map_err(|e| format!("dead_letters.kafka: Kafka producer: {e}"))?;
+            tasks.spawn(produce_kafka(k.clone(), producer, copies, counter.clone()));
+            targets.push(Target { name: "kafka", max_bytes: KAFKA_COPY_BYTES, queue });
+        }
+        for t in &targets {
+            for outcome in ["published", "dropped", "retried"] {
+                counter.with_label_values(&[t.name, outcome]);
+            }
+        }
+        Ok(DeadLetterCopies { targets, counter: Some(counter.clone()) })
+    }
+
+    /// Queues a copy of `line` on every target, without waiting.
+    pub fn offer(&self, line: &DeadLetterLine) {
+        for t in &self.targets {
+            let copy = Copy { reason: line.reason.clone(), json: line.to_json_within(t.max_bytes) };
+            if t.queue.try_send(copy).is_err() {
+                if let Some(c) = &self.counter {
+                    c.with_label_values(&[t.name, "dropped"]).inc();
+                }
+                tracing::warn!("dead letters: the {} copy queue is full; this one is only in the file", t.name);
+            }
+        }
+    }
+}
+
+/// Publishes the copies at the target's QoS; its event loop reconnects (the session resends what
+/// was in flight) and counts acknowledgements.
+async fn publish_mqtt(
+    cfg: MqttConfig,
+    client: AsyncClient,
+    mut events: rumqttc::EventLoop,
+    mut copies: mpsc::Receiver<Copy>,
+    counter: IntCounterVec,
+) {
+    let published = counter.with_label_values(&["mqtt", "published"]);
+    let qos = cfg.qos();
+    let done = Arc::new(AtomicU64::new(0));
+    let pump = {
+        let (done, url) = (done.clone(), cfg.url());
+        tokio::spawn(async move {
+            let mut delay = Duration::from_secs(1);
+            let mut down = false;
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if down {
+                            tracing::info!("dead letters: copies to {url} flow again");
+                        }
+                        (down, delay) = (false, Duration::from_secs(1));
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => {
+                        published.inc();
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Event::Outgoing(Outgoing::Publish(_))) if qos == QoS::AtMostOnce => {
+                        published.inc();
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if !down {
+                            tracing::warn!("dead letters: copies to {url} wait: {e}");
+                        }
+                        down = true;
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        })
+    };
+    let mut sent = 0u64;
+    while let Some(copy) = copies.recv().await {
+        let topic = format!("{}/{}", cfg.topic_prefix, copy.reason);
+        if client.publish(topic, qos, false, copy.json).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    let flushed = tokio::time::timeout(FLUSH, async {
+        while done.load(Ordering::Relaxed) < sent {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if flushed.is_err() {
+        let left = sent.saturating_sub(done.load(Ordering::Relaxed));
+        tracing::warn!("dead letters: stopping with {left} MQTT copies unacknowledged (they are in the file)");
+    }
+    let _ = client.disconnect().await;
+    pump.abort();
+}
+
+/// Produces the copies, keyed by reason; a failed delivery is sent again after a back-off.
+async fn produce_kafka(
+    cfg: KafkaConfig,
+    producer: FutureProducer,
+    mut copies: mpsc::Receiver<Copy>,
+    counter: IntCounterVec,
+) {
+    let topic = cfg.topic_template.clone();
+    let (published, retried) =
+        (counter.with_label_values(&["kafka", "published"]), counter.with_label_values(&["kafka", "retried"]));
+    let send = |copy: Copy, delay: Duration| {
+        let (producer, topic) = (producer.clone(), topic.clone());
+        async move {
+            tokio::time::sleep(delay).await;
+            let record = FutureRecord::to(&topic).key(&copy.reason).payload(&copy.json);
+            let result = producer.send(record, Timeout::Never).await.map(|_| ()).map_err(|(e, _)| e);
+            (copy, result, delay)
+        }
+    };
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
+    let mut flush_until = None;
+    loop {
+        tokio::select! {
+            copy = copies.recv(), if open && in_flight.len() < KAFKA_IN_FLIGHT => match copy {
+                Some(copy) => in_flight.push(send(copy, Duration::ZERO)),
+                None => {
+                    open = false;
+                    flush_until = Some(tokio::time::Instant::now() + FLUSH);
+                }
+            },
+            Some((copy, result, delay)) = in_flight.next(), if !in_flight.is_empty() => match result {
+                Ok(()) => published.inc(),
+                Err(e) => {
+                    if delay.is_zero() {
+                        tracing::warn!("dead letters: a copy to Kafka topic `{topic}` failed ({e}); sending it again");
+                    }
+                    retried.inc();
+                    let delay = (delay * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                    in_flight.push(send(copy, delay));
+                }
+            },
+            _ = tokio::time::sleep_until(flush_until.unwrap_or_else(tokio::time::Instant::now)), if flush_until.is_some() => break,
+            else => break,
+        }
+        if !open && in_flight.is_empty() {
+            break;
+        }
+    }
+    if !in_flight.is_empty() {
+        tracing::warn!(
+            "dead letters: stopping with {} Kafka copies undelivered (they are in the file)",
+            in_flight.len()
+        );
+    }
+    drop(in_flight);
+    // Dropping a producer joins its threads: not on the async runtime's threads.
+    tokio::task::spawn_blocking(move || drop(producer));
+}
