@@ -4,12 +4,15 @@
 # and from Kafka (6 topics), each run into a fresh InfluxDB bucket whose `seq` points are counted
 # afterwards (lost = 200,000 - count; the script exits 1 if any run lost one); then InfluxDB alone
 # fed the same readings as pre-encoded line protocol, the ceiling of any ingest on this machine.
+# The gateway's two other sources, the Kafka REST proxy and Pulsar, are measured the same way, alone:
+# Telegraf has no input for either.
 # Prints a Markdown section. Usage: bench/ingest.sh   (make bench runs it)
 #   BENCH_RUNS=N runs per contender (default 5); BENCH_INGEST_LOGS=DIR keeps every log and config;
 #   BENCH_PROFILE=DIR profiles each contender's first run of each path with perf (999 Hz, all
-#   threads) and writes its hottest functions to DIR/<path>-<contender>.txt.
+#   threads) and writes its hottest functions to DIR/<path>-<contender>.txt;
+#   BENCH_INGEST_SOURCES="pulsar ..." measures only those paths (default: mqtt kafka kafka-rest pulsar).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-bench_up mosquitto kafka influxdb
+bench_up mosquitto kafka kafka-bridge pulsar influxdb
 eval "$(bench/peers.sh)"
 cargo build --release --quiet --bin simulator --bin gateway
 cargo build --release --quiet -p smartcity-model --example backfill_lines
@@ -17,6 +20,8 @@ token_file="$PWD/target/bench/secrets/influxdb-token"
 n=200000
 span=(--sensors 2000 --interval 1 --from 2025-06-01T00:00:00Z --to 2025-06-01T00:01:39Z)
 dir=$(mktemp -d)
+read -r -a sources <<< "${BENCH_INGEST_SOURCES:-mqtt kafka kafka-rest pulsar}"
+measured() { [[ " ${sources[*]} " == *" $1 "* ]]; }
 pid=""
 mqtt_sessions=()
 
@@ -36,8 +41,10 @@ backlog() { # backlog SOURCE RUN
   case "$1" in
     mqtt) printf '[[mqtt]]\nhost="%s"\nport=%s\nclient_id="%s-sim"\ntopic_prefix="bench/%s"\nqos=1\n' "$BENCH_MQTT_HOST" "$BENCH_MQTT_PORT" "$2" "$2" ;;
     kafka) printf '[[mqtt]]\nenabled=false\n[[kafka]]\nbootstrap_servers="%s"\ntopic_template="bench-%s-{kind}"\n' "$BENCH_KAFKA_BOOTSTRAP" "$2" ;;
+    kafka-rest) printf '[[mqtt]]\nenabled=false\n[[kafka_rest]]\nurl="%s"\ntopic_template="bench-%s-{kind}"\n' "$BENCH_KAFKA_REST_URL" "$2" ;;
+    pulsar) printf '[[mqtt]]\nenabled=false\n[[pulsar]]\nurl="%s"\ntopic_template="persistent://public/default/%s-{kind}"\n' "$BENCH_PULSAR_URL" "$2" ;;
   esac > "$dir/$2-sim.toml"
-  printf '[embedded_broker]\nenabled=false\n[status]\ninterval_seconds=0\n' >> "$dir/$2-sim.toml"
+  printf '[embedded_broker]\nenabled=false\n[status]\ninterval_seconds=0\n[simulation]\ndrain_seconds=600\n' >> "$dir/$2-sim.toml"
   target/release/simulator --config "$dir/$2-sim.toml" "${span[@]}" --metrics-listen 127.0.0.1:0 > "$dir/$2-sim.log" 2>&1 ||
     { echo "simulator failed ($2):" >&2; tail -20 "$dir/$2-sim.log" >&2; exit 1; }
 }
@@ -50,6 +57,11 @@ gateway_conf() { # gateway_conf SOURCE RUN
       "$BENCH_MQTT_HOST" "$BENCH_MQTT_PORT" "$2" "$2" ;;
     kafka) printf '[[mqtt]]\nenabled=false\n[[kafka]]\nname="kafka"\nbootstrap_servers="%s"\ntopic_template="bench-%s-{kind}"\ngroup_id="%s"\nauto_offset_reset="earliest"\n' \
       "$BENCH_KAFKA_BOOTSTRAP" "$2" "$2" ;;
+    kafka-rest) printf '[[mqtt]]\nenabled=false\n[[kafka_rest]]\nname="kafka-rest"\nurl="%s"\ntopic_template="bench-%s-{kind}"\ngroup="%s"\ninstance="%s-c"\n' \
+      "$BENCH_KAFKA_REST_URL" "$2" "$2" "$2" ;;
+    pulsar) printf '[[mqtt]]\nenabled=false\n[[pulsar]]\nname="pulsar"\nurl="%s"\ntopics=[%s]\nsubscription="%s"\nadmin_url="%s"\ndead_letter_topic="persistent://public/default/%s-dlq"\n' \
+      "$BENCH_PULSAR_URL" "$(for k in traffic airquality parking noise weather light; do printf '"persistent://public/default/%s-%s",' "$2" "$k"; done | sed 's/,$//')" \
+      "$2" "$BENCH_PULSAR_ADMIN_URL" "$2" ;;
   esac
   printf '[influxdb]\nurl="%s"\norg="%s"\nbucket="%s"\ntoken_env=""\ntoken_file="%s"\n' "$BENCH_INFLUX_URL" "$BENCH_INFLUX_ORG" "$2" "$token_file"
 }
@@ -217,7 +229,12 @@ ceiling_run() { # ceiling_run BATCH PARALLEL I -> readings per second
 }
 
 for src in mqtt kafka; do
+  measured "$src" || continue
   for i in $(seq "$RUNS"); do for c in gateway telegraf; do one_run "$src" "$c" "$i"; done; done
+done
+for src in kafka-rest pulsar; do
+  measured "$src" || continue
+  for i in $(seq "$RUNS"); do one_run "$src" gateway "$i"; done
 done
 declare -A ceiling
 for shape in 5000x1 5000x2 5000x4 10000x2; do
@@ -232,13 +249,16 @@ done
 top=$(echo "${ceiling[$best]}" | stats | cut -d' ' -f1)
 
 col() { awk -v k="$2" '{ print $k }' "$dir/$1.rows" | stats; }
+label() { case "$1" in mqtt) echo "MQTT → InfluxDB" ;; kafka) echo "Kafka → InfluxDB" ;; kafka-rest) echo "Kafka REST proxy → InfluxDB" ;; pulsar) echo "Pulsar → InfluxDB" ;; esac; }
 lost_total=0
 cat <<EOF
 ## 2–4. Ingest into InfluxDB: gateway vs Telegraf, and InfluxDB alone
 
 $n readings (2,000 generated sensors × 100 ticks) wait in the broker: on Mosquitto, queued for the
 consumer's persistent session (QoS 1; a first start of the consumer created the session, then it
-stopped and the simulator published), or on 6 fresh Kafka topics. The consumer then starts into a
+stopped and the simulator published), or on 6 fresh Kafka topics (read natively, or by the gateway
+alone through the bench's Kafka REST proxy stand-in), or on 6 fresh Pulsar topics (the gateway alone:
+Telegraf has no input for the REST proxy nor for Pulsar). The consumer then starts into a
 fresh bucket and is timed from its start to its last point written (process start and connection
 included), and from its first point written to its last ("once writing": the rate to compare with
 InfluxDB alone): our gateway by its \`/metrics\`, Telegraf by its debug log's \`Wrote batch of N
@@ -258,6 +278,7 @@ output writes its batches one after another (one flush at a time per output), as
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 EOF
 for src in mqtt kafka; do
+  measured "$src" || continue
   gw=$(col "$src-gateway" 1 | cut -d' ' -f1); tg=$(col "$src-telegraf" 1 | cut -d' ' -f1)
   gwc=$(col "$src-gateway" 2 | cut -d' ' -f1); tgc=$(col "$src-telegraf" 2 | cut -d' ' -f1)
   figure "ingest_${src}_gateway" "$gw"; figure "ingest_${src}_telegraf" "$tg"
@@ -265,11 +286,17 @@ for src in mqtt kafka; do
   figure "ingest_${src}_gateway_steady" "$(col "$src-gateway" 5 | cut -d' ' -f1)"
   for c in gateway telegraf; do
     lost=$(awk '{ s += $4 } END { print s + 0 }' "$dir/$src-$c.rows"); lost_total=$((lost_total + lost))
-    label=$([ "$src" = mqtt ] && echo "MQTT → InfluxDB" || echo "Kafka → InfluxDB")
+    label=$(label "$src")
     name=$([ "$c" = gateway ] && echo "our gateway" || echo "Telegraf")
     if [ "$c" = gateway ]; then r1=$(ratio "$gw" "$tg"); r2=$(ratio "$tgc" "$gwc"); else r1=""; r2=""; fi
     echo "| $label | $name | $(col "$src-$c" 1 | fmt_stats) | $(col "$src-$c" 5 | fmt_stats) | $(col "$src-$c" 2 | fmt_stats) | $(col "$src-$c" 3 | fmt_stats) | $lost of $((RUNS * n)) | $r1 | $r2 |"
   done
+done
+for src in kafka-rest pulsar; do
+  measured "$src" || continue
+  lost=$(awk '{ s += $4 } END { print s + 0 }' "$dir/$src-gateway.rows"); lost_total=$((lost_total + lost))
+  figure "ingest_${src}_gateway" "$(col "$src-gateway" 1 | cut -d' ' -f1)"
+  echo "| $(label "$src") | our gateway | $(col "$src-gateway" 1 | fmt_stats) | $(col "$src-gateway" 5 | fmt_stats) | $(col "$src-gateway" 2 | fmt_stats) | $(col "$src-gateway" 3 | fmt_stats) | $lost of $((RUNS * n)) | (Telegraf has no input for it) | |"
 done
 cat <<EOF
 
@@ -284,7 +311,7 @@ EOF
 for shape in 5000x1 5000x2 5000x4 10000x2; do
   echo "| ${shape/x/ × }$([ "$shape" = "$best" ] && echo " (**ceiling**)") | $(echo "${ceiling[$shape]}" | stats | fmt_stats) |"
 done
-gm=$(col mqtt-gateway 5 | cut -d' ' -f1); gk=$(col kafka-gateway 5 | cut -d' ' -f1)
+gm=$(measured mqtt && col mqtt-gateway 5 | cut -d' ' -f1 || echo 0); gk=$(measured kafka && col kafka-gateway 5 | cut -d' ' -f1 || echo 0)
 figure ingest_ceiling "$top"; figure ingest_lost "$lost_total"
 cat <<EOF
 

@@ -32,9 +32,19 @@ fmt_stats() {
 # ratio A B -> "A/B×" with two decimals ("–" when either is missing or B is 0).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "–"; else printf "%.2f×\n", a / b }'; }
 
-# The simulator's own rate from its last log line (`stopped: N readings generated in S s (R/s)`):
-# its process start and connection are not counted, the wait for every acknowledgement is.
-sim_rate() { grep -o 'generated in [0-9.]* s ([0-9]*/s)' "$1" | grep -o '([0-9]*' | tr -d '(' | tail -1; }
+# The simulator's own rate from its last log line (`stopped: N readings generated in S s (R/s);
+# acknowledged: ...; U left unsent`): its process start and connection are not counted, the wait for
+# every acknowledgement is. A run that left readings unsent (its sink gave up or the end-of-run drain
+# ran out) has no rate: it fails, and with it the case, rather than report generation as delivery.
+sim_rate() {
+  local last
+  last=$(grep 'stopped: ' "$1" | tail -1)
+  if ! grep -q '; 0 left unsent' <<< "$last"; then
+    echo "bench: not every reading was acknowledged ($1): ${last:-no stopped line}" >&2
+    return 1
+  fi
+  grep -o 'generated in [0-9.]* s ([0-9]*/s)' <<< "$last" | grep -o '([0-9]*' | tr -d '('
+}
 
 # metric PORT SERIES: its value on http://127.0.0.1:PORT/metrics (summed over labels when SERIES
 # names none), 0 when absent.

@@ -225,7 +225,7 @@ mod tests {
         let sensor = &catalogue.sensors()[0];
         let t0 = at("2026-06-01T00:00:00Z");
         for seq in 0..10 {
-            state.accept(Simulation::new(1).reading(sensor, t0 + Duration::minutes(seq), seq as u64));
+            state.accept(&Simulation::new(1).reading(sensor, t0 + Duration::minutes(seq), seq as u64));
         }
         let api = HistoryApi { state, influx: None };
         let body = |r: Response| async move {

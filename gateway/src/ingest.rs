@@ -44,7 +44,7 @@ impl Ingest {
         match decoded {
             Ok(reading) => {
                 let kind = reading.kind();
-                match self.state.accept(reading.clone()) {
+                match self.state.accept(&reading) {
                     Accepted::InOrder => self.metrics.accepted.with_label_values(&[kind.as_str()]).inc(),
                     Accepted::AfterGap { missing } => {
                         self.metrics.accepted.with_label_values(&[kind.as_str()]).inc();

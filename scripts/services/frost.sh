@@ -79,7 +79,7 @@ svc_start() {
     persistence_db_password="$FROST_DB_PASSWORD" \
     persistence_autoUpdateDatabase=true \
     mqtt_Enabled=false \
-    java -Xmx512m -XX:+UseSerialGC -Djava.io.tmpdir="$BENCH_DATA/frost" \
+    java -Xmx512m -XX:+UseSerialGC -Djava.io.tmpdir="$BENCH_DATA/frost" -Dsun.net.httpserver.nodelay=true \
       -Djava.util.logging.config.file="$BENCH_DATA/frost/logging.properties" \
       -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
       -cp "$cp" FrostBenchServer

@@ -67,6 +67,7 @@ svc_start() {
   cp="$(bridge_classpath)"
   # slf4j-simple: warnings and errors only (the Kafka clients are chatty at INFO).
   start_bg kafka-bridge java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Dsun.net.httpserver.nodelay=true \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
     -cp "$classes:$cp" KafkaRestBridge 127.0.0.1:9092 127.0.0.1 "$BRIDGE_PORT"
 }

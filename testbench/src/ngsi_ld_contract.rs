@@ -190,8 +190,8 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
         Some(Fault::FailEntities(ids)) => ids,
         _ => Vec::new(),
     };
-    let store = inner.entities.entry(tenant(&headers)).or_default().clone();
-    let mut store = store;
+    let legacy = inner.legacy_207;
+    let store = inner.entities.entry(tenant(&headers)).or_default();
     let (mut created, mut updated, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for entity in entities {
         let id = entity.get("id").and_then(Value::as_str).unwrap_or("").to_string();
@@ -215,9 +215,6 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
             }
         }
     }
-    let tenant_key = tenant(&headers);
-    let legacy = inner.legacy_207;
-    inner.entities.insert(tenant_key, store);
     let (code, body) = if !errors.is_empty() {
         let success: Vec<&String> = created.iter().chain(&updated).collect();
         (StatusCode::MULTI_STATUS, json!({"success": success, "errors": errors}).to_string())
