@@ -26,14 +26,8 @@ pub async fn check(cfg: &GatewayConfig) -> Vec<CheckRow> {
     let mut rows = Vec::new();
     let text = |r: Result<String, Failure>| r.map_err(|f| f.to_string());
     for m in cfg.mqtt.iter().filter(|m| m.enabled) {
-        let result = match MqttSink::new(m, SinkTelemetry::new(&sink_metrics, &m.name)) {
-            Ok(mut probe) => {
-                let r = probe.check().await;
-                probe.close().await;
-                text(r.map(|_| format!("connected to {}, would subscribe to {}/#", m.url(), m.topic_prefix)))
-            }
-            Err(e) => Err(e.to_string()),
-        };
+        let sink = MqttSink::new(m, SinkTelemetry::new(&sink_metrics, &m.name));
+        let result = probe(sink, format!("connected to {}, would subscribe to {}/#", m.url(), m.topic_prefix)).await;
         rows.push(CheckRow { name: m.name.clone(), role: "mqtt source", result });
     }
     for k in cfg.kafka.iter().filter(|k| k.enabled) {
@@ -56,28 +50,25 @@ pub async fn check(cfg: &GatewayConfig) -> Vec<CheckRow> {
     let dead = DeadLetterFile::new(&cfg.dead_letters).check();
     rows.push(CheckRow { name: "dead-letters".into(), role: "dead letters", result: dead });
     if let Some(m) = cfg.dead_letters.mqtt.as_ref().filter(|m| m.enabled) {
-        let result = match MqttSink::new(m, SinkTelemetry::new(&sink_metrics, &m.name)) {
-            Ok(mut probe) => {
-                let r = probe.check().await;
-                probe.close().await;
-                text(r.map(|_| format!("connected to {}, would publish to {}/{{reason}}", m.url(), m.topic_prefix)))
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        rows.push(CheckRow { name: m.name.clone(), role: "dead-letter copies", result });
+        let sink = MqttSink::new(m, SinkTelemetry::new(&sink_metrics, &m.name));
+        let result = probe(sink, format!("connected to {}, would publish to {}/{{reason}}", m.url(), m.topic_prefix));
+        rows.push(CheckRow { name: m.name.clone(), role: "dead-letter copies", result: result.await });
     }
     if let Some(k) = cfg.dead_letters.kafka.as_ref().filter(|k| k.enabled) {
-        let result = match KafkaSink::new(k, SinkTelemetry::new(&sink_metrics, &k.name)) {
-            Ok(mut probe) => {
-                let r = probe.check().await;
-                probe.close().await;
-                text(r.map(|_| format!("connected to {}, would produce to `{}`", k.address(), k.topic_template)))
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        rows.push(CheckRow { name: k.name.clone(), role: "dead-letter copies", result });
+        let sink = KafkaSink::new(k, SinkTelemetry::new(&sink_metrics, &k.name));
+        let result = probe(sink, format!("connected to {}, would produce to `{}`", k.address(), k.topic_template));
+        rows.push(CheckRow { name: k.name.clone(), role: "dead-letter copies", result: result.await });
     }
     rows
+}
+
+/// A sink's own check (it never takes over a running client's session), then its close: `success`
+/// when the server answered as it should, or what failed.
+async fn probe<S: Sink>(sink: Result<S, String>, success: String) -> Result<String, String> {
+    let mut sink = sink?;
+    let checked = sink.check().await;
+    sink.close().await;
+    checked.map(|_| success).map_err(|f| f.to_string())
 }
 
 /// Asks the cluster for its topics: reachable, TLS and SASL accepted, and which topics exist yet.

@@ -8,7 +8,8 @@
 //! one bad message must never slow the pipeline. So each copy target has a queue of
 //! [`COPY_QUEUE`] copies; a copy is delivered at least once while the gateway runs (QoS 1 resent
 //! after a reconnect; a failed Kafka delivery sent again after a back-off); past the queue it is
-//! counted `dropped` and stays only in the file. At shutdown the copies get [`FLUSH`] to go out.
+//! counted `dropped` and stays only in the file. At shutdown the copies get [`FLUSH`] to go out
+//! ([`DeadLetterCopies::finish`]); a copy target that is down cannot hold the gateway's stop.
 //! `smartcity_gateway_dead_letter_copies_total{target, outcome}` counts `published`, `dropped`
 //! and (Kafka) `retried`.
 
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// Copies waiting per target while its broker is slow or away.
 pub const COPY_QUEUE: usize = 10_000;
@@ -57,16 +59,24 @@ pub struct DeadLetterCopies {
     counter: Option<IntCounterVec>,
 }
 
+/// The publishing tasks, to let them finish at shutdown.
+pub struct CopyTasks {
+    tasks: JoinSet<()>,
+    /// Cancelled once [`FLUSH`] is over: the tasks stop at once, saying what was left.
+    stop: CancellationToken,
+}
+
 impl DeadLetterCopies {
     /// Starts one publishing task per configured target into `tasks`. Nothing waits on the network
     /// here: a broker that is down shows in the log and the metrics, not as a failed start.
-    pub fn start(cfg: &DeadLetterConfig, counter: &IntCounterVec, tasks: &mut JoinSet<()>) -> Result<Self, String> {
+    pub fn start(cfg: &DeadLetterConfig, counter: &IntCounterVec) -> Result<(Self, CopyTasks), String> {
+        let (mut tasks, stop) = (JoinSet::new(), CancellationToken::new());
         let mut targets = Vec::new();
         if let Some(m) = cfg.mqtt.as_ref().filter(|m| m.enabled) {
             let (queue, copies) = mpsc::channel(COPY_QUEUE);
             let options = m.options().map_err(|e| format!("dead_letters.mqtt: {e}"))?;
             let (client, events) = AsyncClient::new(options, 64);
-            tasks.spawn(publish_mqtt(m.clone(), client, events, copies, counter.clone()));
+            tasks.spawn(publish_mqtt(m.clone(), client, events, copies, counter.clone(), stop.clone()));
             // The topic and the packet's own fields fit in a kilobyte.
             targets.push(Target { name: "mqtt", max_bytes: m.max_packet_bytes.saturating_sub(1024), queue });
         }
@@ -74,7 +84,7 @@ impl DeadLetterCopies {
             let (queue, copies) = mpsc::channel(COPY_QUEUE);
             let producer: FutureProducer =
                 k.client_config()?.create().map_err(|e| format!("dead_letters.kafka: Kafka producer: {e}"))?;
-            tasks.spawn(produce_kafka(k.clone(), producer, copies, counter.clone()));
+            tasks.spawn(produce_kafka(k.clone(), producer, copies, counter.clone(), stop.clone()));
             targets.push(Target { name: "kafka", max_bytes: KAFKA_COPY_BYTES, queue });
         }
         for t in &targets {
@@ -82,7 +92,7 @@ impl DeadLetterCopies {
                 counter.with_label_values(&[t.name, outcome]);
             }
         }
-        Ok(DeadLetterCopies { targets, counter: Some(counter.clone()) })
+        Ok((DeadLetterCopies { targets, counter: Some(counter.clone()) }, CopyTasks { tasks, stop }))
     }
 
     /// Queues a copy of `line` on every target, without waiting.
@@ -99,6 +109,18 @@ impl DeadLetterCopies {
     }
 }
 
+impl CopyTasks {
+    /// Once every [`DeadLetterCopies`] is dropped: waits up to [`FLUSH`] for the queued copies to
+    /// go out, then stops the tasks.
+    pub async fn finish(mut self) {
+        let all_done = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(FLUSH, all_done).await.is_err() {
+            self.stop.cancel();
+            while self.tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
 /// Publishes the copies at the target's QoS; its event loop reconnects (the session resends what
 /// was in flight) and counts acknowledgements.
 async fn publish_mqtt(
@@ -107,6 +129,7 @@ async fn publish_mqtt(
     mut events: rumqttc::EventLoop,
     mut copies: mpsc::Receiver<Copy>,
     counter: IntCounterVec,
+    stop: CancellationToken,
 ) {
     let published = counter.with_label_values(&["mqtt", "published"]);
     let qos = cfg.qos();
@@ -146,24 +169,27 @@ async fn publish_mqtt(
         })
     };
     let mut sent = 0u64;
-    while let Some(copy) = copies.recv().await {
+    // `publish` waits while the broker is away (its request queue full): so does this loop.
+    while let Some(copy) = tokio::select! { copy = copies.recv() => copy, _ = stop.cancelled() => None } {
         let topic = format!("{}/{}", cfg.topic_prefix, copy.reason);
-        if client.publish(topic, qos, false, copy.json).await.is_err() {
-            break;
+        tokio::select! {
+            published = client.publish(topic, qos, false, copy.json) => if published.is_err() { break },
+            _ = stop.cancelled() => break,
         }
         sent += 1;
     }
-    let flushed = tokio::time::timeout(FLUSH, async {
-        while done.load(Ordering::Relaxed) < sent {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    if flushed.is_err() {
-        let left = sent.saturating_sub(done.load(Ordering::Relaxed));
-        tracing::warn!("dead letters: stopping with {left} MQTT copies unacknowledged (they are in the file)");
+    tokio::select! {
+        _ = async {
+            while done.load(Ordering::Relaxed) < sent {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        } => {}
+        _ = stop.cancelled() => {}
     }
-    let _ = client.disconnect().await;
+    let left = sent.saturating_sub(done.load(Ordering::Relaxed)) + copies.len() as u64;
+    if left > 0 {
+        tracing::warn!("dead letters: stopping with {left} MQTT copies not published (they are in the file)");
+    }
     pump.abort();
 }
 
@@ -173,6 +199,7 @@ async fn produce_kafka(
     producer: FutureProducer,
     mut copies: mpsc::Receiver<Copy>,
     counter: IntCounterVec,
+    stop: CancellationToken,
 ) {
     let topic = cfg.topic_template.clone();
     let (published, retried) =
@@ -188,15 +215,11 @@ async fn produce_kafka(
     };
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
-    let mut flush_until = None;
     loop {
         tokio::select! {
             copy = copies.recv(), if open && in_flight.len() < KAFKA_IN_FLIGHT => match copy {
                 Some(copy) => in_flight.push(send(copy, Duration::ZERO)),
-                None => {
-                    open = false;
-                    flush_until = Some(tokio::time::Instant::now() + FLUSH);
-                }
+                None => open = false,
             },
             Some((copy, result, delay)) = in_flight.next(), if !in_flight.is_empty() => match result {
                 Ok(()) => published.inc(),
@@ -209,20 +232,52 @@ async fn produce_kafka(
                     in_flight.push(send(copy, delay));
                 }
             },
-            _ = tokio::time::sleep_until(flush_until.unwrap_or_else(tokio::time::Instant::now)), if flush_until.is_some() => break,
-            else => break,
+            _ = stop.cancelled() => break,
         }
         if !open && in_flight.is_empty() {
             break;
         }
     }
-    if !in_flight.is_empty() {
-        tracing::warn!(
-            "dead letters: stopping with {} Kafka copies undelivered (they are in the file)",
-            in_flight.len()
-        );
+    let left = in_flight.len() + copies.len();
+    if left > 0 {
+        tracing::warn!("dead letters: stopping with {left} Kafka copies not delivered (they are in the file)");
     }
     drop(in_flight);
     // Dropping a producer joins its threads: not on the async runtime's threads.
     tokio::task::spawn_blocking(move || drop(producer));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use prometheus::Opts;
+    use std::time::Instant;
+
+    /// A broker that takes connections and never answers: the copies wait for it, the pipeline
+    /// does not, and neither does the stop.
+    #[tokio::test]
+    async fn a_copy_target_that_never_answers_neither_blocks_nor_holds_the_stop() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut mqtt = MqttConfig::new("127.0.0.1", silent.local_addr().unwrap().port(), "copies-test");
+        mqtt.topic_prefix = "dl".into();
+        let cfg = DeadLetterConfig { mqtt: Some(mqtt), ..Default::default() };
+        let counter = IntCounterVec::new(Opts::new("copies", "test"), &["target", "outcome"]).unwrap();
+        let (copies, tasks) = DeadLetterCopies::start(&cfg, &counter).unwrap();
+        let line = DeadLetterLine::new("mqtt", "city/sensors/x/y", "syntax", "not JSON", b"{", Utc::now());
+        let offered = Instant::now();
+        for _ in 0..COPY_QUEUE + 500 {
+            copies.offer(&line);
+        }
+        assert!(offered.elapsed() < Duration::from_secs(2), "offering waited {:?}", offered.elapsed());
+        let dropped = counter.with_label_values(&["mqtt", "dropped"]).get();
+        assert!((400..=500).contains(&dropped), "past the queue, copies are dropped: {dropped}");
+        assert_eq!(counter.with_label_values(&["mqtt", "published"]).get(), 0);
+        drop(copies);
+        let stopping = Instant::now();
+        let finished = tokio::time::timeout(FLUSH + Duration::from_secs(5), tasks.finish()).await;
+        assert!(finished.is_ok(), "a copy target that never answers held the stop");
+        let took = stopping.elapsed();
+        assert!(took >= FLUSH && took < FLUSH + Duration::from_secs(2), "the stop took {took:?}");
+    }
 }

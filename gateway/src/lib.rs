@@ -51,9 +51,8 @@ pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), 
     let dead_file = dead_letter::DeadLetterFile::new(&cfg.dead_letters);
     dead_file.check().map_err(|e| format!("dead letters: {e}"))?;
     // The copies' tasks end once the dead-letter file is dropped (ingest and writer done).
-    let mut copy_tasks = JoinSet::new();
-    let copies =
-        dead_letter_copies::DeadLetterCopies::start(&cfg.dead_letters, &metrics.dead_letter_copies, &mut copy_tasks)?;
+    let (copies, copy_tasks) =
+        dead_letter_copies::DeadLetterCopies::start(&cfg.dead_letters, &metrics.dead_letter_copies)?;
     let dead = Arc::new(Mutex::new(dead_file.with_copies(copies)));
 
     let listener = http::bind(cfg.http.listen, "the dashboard", "http.listen").await?;
@@ -108,7 +107,7 @@ pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), 
     // Every source is gone: ingest drains what is queued, then the writer writes (or spools) it.
     let _ = ingest.await;
     let _ = writer.await;
-    while copy_tasks.join_next().await.is_some() {}
+    copy_tasks.finish().await;
     syncer.abort();
     silence.abort();
     http_stop.cancel();
