@@ -1,6 +1,22 @@
-//! Process plumbing shared by the binaries: logging and termination signals.
+//! Process plumbing shared by the binaries: logging, the status line's setting and termination
+//! signals.
 
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+
+/// `[status]` of the simulator and the distribution service: a one-line summary on the log.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// Seconds between two status lines; 0 turns them off.
+    pub interval_seconds: u64,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig { interval_seconds: 5 }
+    }
+}
 
 /// Environment variable selecting the log format: `json` (one JSON object per line, for log
 /// shippers) or anything else for human-readable text.

@@ -6,6 +6,7 @@ use smartcity_connectors::config_file::{self, ConfigError};
 use smartcity_connectors::mqtt::MqttConfig;
 use smartcity_connectors::ngsi_ld::NgsiLdConfig;
 use smartcity_connectors::pulsar::PulsarSourceConfig;
+pub use smartcity_connectors::runtime::StatusConfig;
 use smartcity_connectors::sensorthings::SensorThingsConfig;
 use smartcity_connectors::sinks::SinkConfig;
 use std::net::SocketAddr;
@@ -74,18 +75,6 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8002)) }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StatusConfig {
-    pub interval_seconds: u64,
-}
-
-impl Default for StatusConfig {
-    fn default() -> Self {
-        StatusConfig { interval_seconds: 5 }
     }
 }
 
