@@ -21,7 +21,12 @@ n=200000
 span=(--sensors 2000 --interval 1 --from 2025-06-01T00:00:00Z --to 2025-06-01T00:01:39Z)
 dir=$(mktemp -d)
 read -r -a sources <<< "${BENCH_INGEST_SOURCES:-mqtt kafka kafka-rest pulsar}"
+for s in "${sources[@]}"; do
+  case "$s" in mqtt | kafka | kafka-rest | pulsar) ;; *) echo "BENCH_INGEST_SOURCES: unknown source \`$s\`" >&2; exit 2 ;; esac
+done
 measured() { [[ " ${sources[*]} " == *" $1 "* ]]; }
+# Telegraf has inputs for MQTT and Kafka only.
+contenders() { case "$1" in mqtt | kafka) echo gateway telegraf ;; *) echo gateway ;; esac; }
 pid=""
 mqtt_sessions=()
 
@@ -228,13 +233,8 @@ ceiling_run() { # ceiling_run BATCH PARALLEL I -> readings per second
   awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d\n", n / (b - a) }'
 }
 
-for src in mqtt kafka; do
-  measured "$src" || continue
-  for i in $(seq "$RUNS"); do for c in gateway telegraf; do one_run "$src" "$c" "$i"; done; done
-done
-for src in kafka-rest pulsar; do
-  measured "$src" || continue
-  for i in $(seq "$RUNS"); do one_run "$src" gateway "$i"; done
+for src in "${sources[@]}"; do
+  for i in $(seq "$RUNS"); do for c in $(contenders "$src"); do one_run "$src" "$c" "$i"; done; done
 done
 declare -A ceiling
 for shape in 5000x1 5000x2 5000x4 10000x2; do
@@ -277,26 +277,23 @@ output writes its batches one after another (one flush at a time per output), as
 | path | contender | readings/s, start included | readings/s once writing | CPU s per 100,000 | peak RSS MiB | lost | gateway ÷ Telegraf (rate, start included) | Telegraf ÷ gateway (CPU) |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 EOF
-for src in mqtt kafka; do
-  measured "$src" || continue
-  gw=$(col "$src-gateway" 1 | cut -d' ' -f1); tg=$(col "$src-telegraf" 1 | cut -d' ' -f1)
-  gwc=$(col "$src-gateway" 2 | cut -d' ' -f1); tgc=$(col "$src-telegraf" 2 | cut -d' ' -f1)
-  figure "ingest_${src}_gateway" "$gw"; figure "ingest_${src}_telegraf" "$tg"
-  figure "ingest_${src}_gateway_cpu" "$gwc"; figure "ingest_${src}_telegraf_cpu" "$tgc"
+for src in "${sources[@]}"; do
+  gw=$(col "$src-gateway" 1 | cut -d' ' -f1); gwc=$(col "$src-gateway" 2 | cut -d' ' -f1)
+  figure "ingest_${src}_gateway" "$gw"; figure "ingest_${src}_gateway_cpu" "$gwc"
   figure "ingest_${src}_gateway_steady" "$(col "$src-gateway" 5 | cut -d' ' -f1)"
-  for c in gateway telegraf; do
+  tg=""; tgc=""
+  if [ -f "$dir/$src-telegraf.rows" ]; then
+    tg=$(col "$src-telegraf" 1 | cut -d' ' -f1); tgc=$(col "$src-telegraf" 2 | cut -d' ' -f1)
+    figure "ingest_${src}_telegraf" "$tg"; figure "ingest_${src}_telegraf_cpu" "$tgc"
+  fi
+  for c in $(contenders "$src"); do
     lost=$(awk '{ s += $4 } END { print s + 0 }' "$dir/$src-$c.rows"); lost_total=$((lost_total + lost))
-    label=$(label "$src")
-    name=$([ "$c" = gateway ] && echo "our gateway" || echo "Telegraf")
-    if [ "$c" = gateway ]; then r1=$(ratio "$gw" "$tg"); r2=$(ratio "$tgc" "$gwc"); else r1=""; r2=""; fi
-    echo "| $label | $name | $(col "$src-$c" 1 | fmt_stats) | $(col "$src-$c" 5 | fmt_stats) | $(col "$src-$c" 2 | fmt_stats) | $(col "$src-$c" 3 | fmt_stats) | $lost of $((RUNS * n)) | $r1 | $r2 |"
+    r1=""; r2=""
+    if [ "$c" = telegraf ]; then name=Telegraf; else name="our gateway"; fi
+    if [ "$c" = gateway ] && [ -n "$tg" ]; then r1=$(ratio "$gw" "$tg"); r2=$(ratio "$tgc" "$gwc"); fi
+    if [ "$c" = gateway ] && [ -z "$tg" ]; then r1="(Telegraf has no input for it)"; fi
+    echo "| $(label "$src") | $name | $(col "$src-$c" 1 | fmt_stats) | $(col "$src-$c" 5 | fmt_stats) | $(col "$src-$c" 2 | fmt_stats) | $(col "$src-$c" 3 | fmt_stats) | $lost of $((RUNS * n)) | $r1 | $r2 |"
   done
-done
-for src in kafka-rest pulsar; do
-  measured "$src" || continue
-  lost=$(awk '{ s += $4 } END { print s + 0 }' "$dir/$src-gateway.rows"); lost_total=$((lost_total + lost))
-  figure "ingest_${src}_gateway" "$(col "$src-gateway" 1 | cut -d' ' -f1)"
-  echo "| $(label "$src") | our gateway | $(col "$src-gateway" 1 | fmt_stats) | $(col "$src-gateway" 5 | fmt_stats) | $(col "$src-gateway" 2 | fmt_stats) | $(col "$src-gateway" 3 | fmt_stats) | $lost of $((RUNS * n)) | (Telegraf has no input for it) | |"
 done
 cat <<EOF
 

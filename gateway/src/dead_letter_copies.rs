@@ -20,9 +20,9 @@ use prometheus::IntCounterVec;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
-use smartcity_connectors::kafka::KafkaConfig;
+use smartcity_connectors::kafka::{librdkafka_log_level, KafkaConfig, LogContext};
 use smartcity_connectors::mqtt::MqttConfig;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -50,6 +50,8 @@ struct Target {
     /// Largest JSON object this target takes.
     max_bytes: usize,
     queue: mpsc::Sender<Copy>,
+    /// Copies are being dropped (one warning per episode, not one per copy).
+    dropping: AtomicBool,
 }
 
 /// The copy targets of the dead letters; none when neither is configured.
@@ -78,14 +80,23 @@ impl DeadLetterCopies {
             let (client, events) = AsyncClient::new(options, 64);
             tasks.spawn(publish_mqtt(m.clone(), client, events, copies, counter.clone(), stop.clone()));
             // The topic and the packet's own fields fit in a kilobyte.
-            targets.push(Target { name: "mqtt", max_bytes: m.max_packet_bytes.saturating_sub(1024), queue });
+            let max_bytes = m.max_packet_bytes.saturating_sub(1024);
+            targets.push(Target { name: "mqtt", max_bytes, queue, dropping: AtomicBool::new(false) });
         }
         if let Some(k) = cfg.kafka.as_ref().filter(|k| k.enabled) {
             let (queue, copies) = mpsc::channel(COPY_QUEUE);
-            let producer: FutureProducer =
-                k.client_config()?.create().map_err(|e| format!("dead_letters.kafka: Kafka producer: {e}"))?;
+            let mut rd = k.client_config()?;
+            rd.set_log_level(librdkafka_log_level());
+            let producer = rd
+                .create_with_context(LogContext::new(format!("dead-letter copies `{}`", k.name)))
+                .map_err(|e| format!("dead_letters.kafka: Kafka producer: {e}"))?;
             tasks.spawn(produce_kafka(k.clone(), producer, copies, counter.clone(), stop.clone()));
-            targets.push(Target { name: "kafka", max_bytes: KAFKA_COPY_BYTES, queue });
+            targets.push(Target {
+                name: "kafka",
+                max_bytes: KAFKA_COPY_BYTES,
+                queue,
+                dropping: AtomicBool::new(false),
+            });
         }
         for t in &targets {
             for outcome in ["published", "dropped", "retried"] {
@@ -99,11 +110,20 @@ impl DeadLetterCopies {
     pub fn offer(&self, line: &DeadLetterLine) {
         for t in &self.targets {
             let copy = Copy { reason: line.reason.clone(), json: line.to_json_within(t.max_bytes) };
-            if t.queue.try_send(copy).is_err() {
-                if let Some(c) = &self.counter {
-                    c.with_label_values(&[t.name, "dropped"]).inc();
+            if t.queue.try_send(copy).is_ok() {
+                if t.dropping.swap(false, Ordering::Relaxed) {
+                    tracing::info!("dead letters: the {} copy queue takes copies again", t.name);
                 }
-                tracing::warn!("dead letters: the {} copy queue is full; this one is only in the file", t.name);
+                continue;
+            }
+            if let Some(c) = &self.counter {
+                c.with_label_values(&[t.name, "dropped"]).inc();
+            }
+            if !t.dropping.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "dead letters: the {} copy queue is full; until it drains, copies are dropped (counted; every dead letter stays in the file)",
+                    t.name
+                );
             }
         }
     }
@@ -196,7 +216,7 @@ async fn publish_mqtt(
 /// Produces the copies, keyed by reason; a failed delivery is sent again after a back-off.
 async fn produce_kafka(
     cfg: KafkaConfig,
-    producer: FutureProducer,
+    producer: FutureProducer<LogContext>,
     mut copies: mpsc::Receiver<Copy>,
     counter: IntCounterVec,
     stop: CancellationToken,

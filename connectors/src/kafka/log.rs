@@ -94,9 +94,31 @@ impl Limited {
     }
 }
 
+/// The callbacks of a client that only needs its librdkafka lines logged under its name, with
+/// repeats held back (the gateway's dead-letter copies): librdkafka's errors otherwise go nowhere.
+pub struct LogContext(Limited);
+
+impl LogContext {
+    /// `who` starts every line: ``dead-letter copies `dead-letters-kafka` ``.
+    pub fn new(who: String) -> Self {
+        LogContext(Limited::new(who))
+    }
+}
+
+impl rdkafka::client::ClientContext for LogContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.0.librdkafka(level, fac, log_message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let raw = if reason.is_empty() { error.to_string() } else { reason.to_string() };
+        self.0.emit(tracing::Level::ERROR, &tidy(&raw));
+    }
+}
+
 /// The lowest level of the lines librdkafka is to send to `log()`: what the tracing subscriber
 /// keeps. rdkafka would ask the `log` crate, which this project does not set up, and get errors only.
-pub(crate) fn librdkafka_log_level() -> RDKafkaLogLevel {
+pub fn librdkafka_log_level() -> RDKafkaLogLevel {
     use tracing::level_filters::LevelFilter;
     match LevelFilter::current() {
         LevelFilter::TRACE | LevelFilter::DEBUG => RDKafkaLogLevel::Debug,

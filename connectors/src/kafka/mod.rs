@@ -17,6 +17,7 @@ pub mod source;
 pub mod source_config;
 
 pub use config::KafkaConfig;
+pub use log::{librdkafka_log_level, LogContext};
 pub use sink::KafkaSink;
 pub use source::KafkaSource;
 pub use source_config::KafkaSourceConfig;
