@@ -21,20 +21,25 @@
 //! `key_shared`/`shared` subscriptions (the broker counts redeliveries only there).
 //!
 //! Watchdog: pulsar-rs consumers have been seen to stop receiving after a broker restart without any
-//! error. When nothing arrived for `watchdog_seconds` while the run loop was waiting for messages, the
-//! admin API is asked whether the subscription has messages that no consumer holds; if so, the client
-//! and the consumer are recreated (counted in [`PulsarSource::watchdog_restarts`]). The consumer is
-//! also recreated whenever its message stream ends.
+//! error. When a topic our consumer has held for `watchdog_seconds` delivered nothing for as long
+//! while the run loop was waiting for messages, the admin API is asked whether the subscription has
+//! messages on it that no consumer holds; if so, the client and the consumer are recreated (counted
+//! in [`PulsarSource::watchdog_restarts`]). Silence is judged per topic, from the moment our consumer
+//! holds it (`topic_watch.rs`): a topic a pattern just picked up is not stuck. A topic the broker has
+//! and our consumer does not hold counts after a topic refresh and a period. The consumer is also
+//! recreated whenever its message stream ends.
 //!
 //! Files: `mod.rs`, the source and its subscription; `delivery.rs`, a message handed on and the
 //! requests its answer sends to the run loop; `run_loop.rs`, sessions (one client and consumer each)
 //! and receiving; `acks.rs`, carrying out acks, nacks and redeliveries; `dead_letter.rs`, producing
-//! dead letters; `watchdog.rs`, the admin API backlog probe.
+//! dead letters; `watchdog.rs`, the admin API backlog probe; `topic_watch.rs`, which topics' backlogs
+//! count against the consumer.
 
 mod acks;
 mod dead_letter;
 mod delivery;
 mod run_loop;
+mod topic_watch;
 mod watchdog;
 
 pub use dead_letter::{message_id_text, reason_label};

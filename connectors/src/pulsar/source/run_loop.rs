@@ -2,8 +2,9 @@
 //! handing them on, and carrying out the requests of deliveries and of the watchdog.
 
 use super::delivery::{Cmd, Handle, MsgKey, Origin};
+use super::topic_watch::TopicWatch;
 use super::watchdog::Probe;
-use super::{Client, Consumer, PulsarDelivery, PulsarSource};
+use super::{Client, Consumer, PulsarDelivery, PulsarSource, TOPIC_REFRESH};
 use crate::retry::Backoff;
 use ::pulsar::consumer::Message;
 use futures::StreamExt;
@@ -143,7 +144,8 @@ impl Runner {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let watchdog = self.probe.is_some();
         let mut probing = false;
-        let mut idle_since = Instant::now();
+        let mut watch = TopicWatch::new(period, TOPIC_REFRESH);
+        watch.held(consumer.topics().iter().map(String::as_str), Instant::now());
         let mut pending: Option<PulsarDelivery> = None;
         loop {
             tokio::select! {
@@ -156,11 +158,13 @@ impl Runner {
                 Some(cmd) = self.rx.recv() => match cmd {
                     Cmd::Probe(session, result) if session == self.session => {
                         probing = false;
-                        let still_idle = pending.is_none() && idle_since.elapsed() >= period;
-                        if let Some(why) = self.probe_result(result).filter(|_| still_idle) {
+                        watch.held(consumer.topics().iter().map(String::as_str), Instant::now());
+                        if pending.is_some() {
+                            continue; // back-pressure since the probe was sent: not silence
+                        }
+                        if let Some(why) = self.probe_result(result, &mut watch) {
                             self.src.watchdog_restarts.fetch_add(1, Ordering::Relaxed);
-                            let idle = idle_since.elapsed();
-                            return End::Reconnect(format!("watchdog: nothing received for {idle:.1?} but {why}"));
+                            return End::Reconnect(format!("watchdog: {why}, nothing received from them for {period:?}"));
                         }
                     }
                     Cmd::Probe(..) => {} // from an earlier session
@@ -181,7 +185,7 @@ impl Runner {
                 },
                 next = consumer.next(), if pending.is_none() => match next {
                     Some(Ok(msg)) => {
-                        idle_since = Instant::now();
+                        watch.received(&msg.topic, Instant::now());
                         pending = self.received(msg, &mut consumer).await;
                     }
                     Some(Err(e)) => {
@@ -192,10 +196,12 @@ impl Runner {
                     None => return End::Reconnect("the consumer's message stream ended".into()),
                 },
                 _ = tick.tick(), if watchdog => {
+                    let now = Instant::now();
+                    watch.held(consumer.topics().iter().map(String::as_str), now);
                     if pending.is_some() {
                         // Waiting for room in `out` is back-pressure, not a silent consumer.
-                        idle_since = Instant::now();
-                    } else if !probing && idle_since.elapsed() >= period {
+                        watch.busy(now);
+                    } else if !probing && watch.worth_probing(now) {
                         probing = true;
                         self.spawn_probe();
                     }

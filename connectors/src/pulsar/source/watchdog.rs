@@ -1,8 +1,10 @@
-//! The watchdog's probe: reads from the admin REST API whether the subscription has messages that no
-//! consumer holds, while ours receives nothing (the run loop then recreates the client and consumer).
+//! The watchdog's probe: reads from the admin REST API which topics of the subscription have messages
+//! that no consumer holds. [`super::topic_watch`] judges which of them count against our consumer (the
+//! run loop then recreates the client and consumer).
 
 use super::delivery::Cmd;
 use super::run_loop::Runner;
+use super::topic_watch::{base_topic, TopicWatch};
 use super::PulsarSource;
 use crate::pulsar::source_config::{parse_topic, pattern_namespace};
 use std::collections::HashMap;
@@ -58,8 +60,13 @@ impl Probe {
         Ok(names.iter().filter_map(|v| v.as_str()).filter(|t| re.is_match(t)).map(String::from).collect())
     }
 
-    /// The topics with undelivered messages, and how many.
-    async fn stuck(&self, in_flight: HashMap<String, u64>) -> Result<Vec<(String, u64)>, String> {
+    /// The topics with undelivered messages, and how many. `in_flight` counts ours per topic or
+    /// partition; the admin API answers per topic.
+    async fn undelivered(&self, in_flight: HashMap<String, u64>) -> Result<Vec<(String, u64)>, String> {
+        let mut ours: HashMap<&str, u64> = HashMap::new();
+        for (topic, n) in &in_flight {
+            *ours.entry(base_topic(topic)).or_default() += n;
+        }
         let mut stuck = Vec::new();
         for topic in self.topics().await? {
             let Some(t) = parse_topic(&topic) else { continue };
@@ -72,7 +79,7 @@ impl Probe {
                     None => continue,
                 },
             };
-            let mine = in_flight.get(&topic).copied().unwrap_or(0);
+            let mine = ours.get(topic.as_str()).copied().unwrap_or(0);
             let n = undelivered(&stats, &self.subscription, &self.consumer_name, mine);
             if n > 0 {
                 stuck.push((topic, n));
@@ -118,16 +125,22 @@ impl Runner {
         let Some(probe) = self.probe.clone() else { return };
         let (tx, session, in_flight) = (self.tx.clone(), self.session, self.in_flight.clone());
         tokio::spawn(async move {
-            let result = probe.stuck(in_flight).await;
+            let result = probe.undelivered(in_flight).await;
             let _ = tx.send(Cmd::Probe(session, result));
         });
     }
 
-    /// Why the consumer looks stuck, if it does; logs probe failures (first, then every 20th).
-    pub(super) fn probe_result(&mut self, result: Result<Vec<(String, u64)>, String>) -> Option<String> {
+    /// Why the consumer looks stuck, if it does: topics with undelivered messages that `watch` counts
+    /// against it. Logs probe failures (first, then every 20th).
+    pub(super) fn probe_result(
+        &mut self,
+        result: Result<Vec<(String, u64)>, String>,
+        watch: &mut TopicWatch,
+    ) -> Option<String> {
         match result {
-            Ok(stuck) => {
+            Ok(undelivered) => {
                 self.probe_failures = 0;
+                let stuck = watch.stuck(&undelivered, tokio::time::Instant::now());
                 let list: Vec<String> = stuck.iter().map(|(t, n)| format!("{t}: {n}")).collect();
                 (!list.is_empty()).then(|| format!("messages wait on the broker ({})", list.join(", ")))
             }
