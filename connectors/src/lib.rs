@@ -9,6 +9,7 @@ pub mod config_file;
 pub mod fanout;
 pub mod http;
 pub mod http_client;
+pub mod http_status;
 pub mod influxdb;
 pub mod kafka;
 pub mod kafka_rest;

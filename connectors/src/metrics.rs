@@ -42,6 +42,8 @@ pub struct SinkMetrics {
     pub queue: IntGaugeVec,
     /// 1 while the sink's last write or connection succeeded.
     pub up: IntGaugeVec,
+    /// 1 for the reason the sink is down (`sink::Reason`), 0 for the others and while up.
+    pub down: IntGaugeVec,
     /// Duration of one write (a batch), from handing it to the client to the server's acknowledgement.
     pub latency: HistogramVec,
 }
@@ -85,6 +87,14 @@ impl SinkMetrics {
             &["sink"],
         )
         .expect("valid metric definition");
+        let down = IntGaugeVec::new(
+            Opts::new(
+                format!("smartcity_{component}_sink_down"),
+                "1 for the reason the sink's destination is down (auth, missing, connect, ...), else 0.",
+            ),
+            &["sink", "reason"],
+        )
+        .expect("valid metric definition");
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 format!("smartcity_{component}_publish_duration_seconds"),
@@ -100,6 +110,7 @@ impl SinkMetrics {
             dropped: register(registry, dropped),
             queue: register(registry, queue),
             up: register(registry, up),
+            down: register(registry, down),
             latency: register(registry, latency),
         }
     }

@@ -32,13 +32,17 @@ pub enum Reason {
     Connect,
     /// The TLS handshake failed (unknown CA, wrong host name, missing client certificate).
     Tls,
-    /// The server refused our credentials.
+    /// The server refused our credentials or permissions.
     Auth,
+    /// What we write into is missing on the server (bucket, org, topic, tenant, endpoint).
+    Missing,
     /// No answer in time.
     Timeout,
     /// The server is there but failed or is busy (5xx, 429, broker-side errors).
     Server,
-    /// The server refused the data itself (4xx other than auth): retrying it unchanged cannot help.
+    /// The server refused the data itself (a line it cannot parse, a field type conflict, a schema
+    /// violation it names): retrying it unchanged cannot help. The only reason about the data; every
+    /// other reason is about the destination (see [`Reason::is_about_data`]).
     Rejected,
 }
 
@@ -48,14 +52,29 @@ impl Reason {
             Reason::Connect => "connect",
             Reason::Tls => "tls",
             Reason::Auth => "auth",
+            Reason::Missing => "missing",
             Reason::Timeout => "timeout",
             Reason::Server => "server",
             Reason::Rejected => "rejected",
         }
     }
 
-    pub const ALL: [Reason; 6] =
-        [Reason::Connect, Reason::Tls, Reason::Auth, Reason::Timeout, Reason::Server, Reason::Rejected];
+    pub const ALL: [Reason; 7] = [
+        Reason::Connect,
+        Reason::Tls,
+        Reason::Auth,
+        Reason::Missing,
+        Reason::Timeout,
+        Reason::Server,
+        Reason::Rejected,
+    ];
+
+    /// The failure model (`docs/failures.md`): only a failure about the data rejects readings. Any
+    /// other reason means the destination is down: readings wait, as in an outage, and nothing is
+    /// dropped or dead-lettered for it.
+    pub fn is_about_data(self) -> bool {
+        self == Reason::Rejected
+    }
 }
 
 /// What went wrong in one write, for the log and the metrics.
@@ -111,6 +130,19 @@ impl Outcome {
     pub fn is_ok(&self) -> bool {
         self.retry.is_empty() && self.rejected.is_empty()
     }
+
+    /// The failure model, enforced once for every sink: readings are refused only for a failure
+    /// about the data. An outcome that refuses readings for a reason about the destination (a
+    /// connector's mistake) has them tried again instead, so no sink can drop data for it.
+    pub fn under_the_rule(mut self) -> Self {
+        let about_data = self.failure.as_ref().is_some_and(|f| f.reason.is_about_data());
+        if !self.rejected.is_empty() && !about_data {
+            self.retry.append(&mut self.rejected);
+            self.retry.sort_unstable();
+            self.retry.dedup();
+        }
+        self
+    }
 }
 
 /// A sink's handle on the shared metrics, bound to its configured name (the `sink` label).
@@ -134,6 +166,9 @@ impl SinkTelemetry {
         }
         metrics.queue.with_label_values(&[name]);
         metrics.up.with_label_values(&[name]);
+        for r in Reason::ALL {
+            metrics.down.with_label_values(&[name, r.as_str()]);
+        }
         metrics.latency.with_label_values(&[name]);
         SinkTelemetry { name: name.to_string(), metrics: metrics.clone() }
     }
@@ -160,6 +195,19 @@ impl SinkTelemetry {
     /// 1 once a write or connection succeeded, 0 after one failed.
     pub fn set_up(&self, up: bool) {
         self.metrics.up.with_label_values(&[&self.name]).set(up as i64);
+        if up {
+            for r in Reason::ALL {
+                self.metrics.down.with_label_values(&[&self.name, r.as_str()]).set(0);
+            }
+        }
+    }
+
+    /// Down for `reason` (`up` 0, `down{reason}` 1 for this reason only), until a write succeeds.
+    pub fn set_down(&self, reason: Reason) {
+        self.metrics.up.with_label_values(&[&self.name]).set(0);
+        for r in Reason::ALL {
+            self.metrics.down.with_label_values(&[&self.name, r.as_str()]).set((r == reason) as i64);
+        }
     }
 
     pub fn observe_latency(&self, seconds: f64) {
@@ -278,5 +326,16 @@ mod tests {
         assert_eq!(o.retry, vec![0, 1, 2]);
         assert!(!o.is_ok());
         assert_eq!(Outcome::reject_all(2, Failure::new(Reason::Rejected, "400")).rejected, vec![0, 1]);
+    }
+
+    #[test]
+    fn only_the_data_rejects() {
+        let data = Outcome::reject_all(2, Failure::new(Reason::Rejected, "400")).under_the_rule();
+        assert_eq!((data.retry, data.rejected), (vec![], vec![0, 1]));
+        for reason in Reason::ALL.into_iter().filter(|r| !r.is_about_data()) {
+            let o = Outcome { retry: vec![2], ..Outcome::reject_all(2, Failure::new(reason, "x")) }.under_the_rule();
+            assert_eq!((o.retry, o.rejected), (vec![0, 1, 2], vec![]), "{reason:?}");
+        }
+        assert_eq!(Reason::ALL.iter().filter(|r| r.is_about_data()).count(), 1);
     }
 }

@@ -4,10 +4,14 @@
 //! - Malformed message (not the wire format: reason `decode: …`; or its kind disagrees with the
 //!   topic: `invalid: …`): straight to the dead-letter topic with the reason in its `reason`
 //!   property, then acknowledged.
-//! - A target that keeps failing past `delivery.retry_budget_seconds` (or refuses the reading): the
+//! - A target that refuses the reading itself (about the data: a 400, a schema violation): the
 //!   message is negatively acknowledged and Pulsar redelivers it; after `pulsar.max_redeliveries` it
-//!   goes to the dead-letter topic with the last reason. The other targets got it meanwhile (they
-//!   get it again on the redelivery: at least once).
+//!   goes to the dead-letter topic with the last reason.
+//! - A target that keeps failing past `delivery.retry_budget_seconds` for a reason about itself
+//!   (down, refusing our credentials, a tenant missing): the message is released, redelivered after
+//!   `redelivery_delay_ms` without counting toward `max_redeliveries`, for as long as the target
+//!   stays down: the dead-letter topic receives only data failures (`docs/failures.md`).
+//! - Either way the other targets got it meanwhile (they get it again on the redelivery: at least once).
 //! - Shutdown: no new messages; what is in flight finishes (10 s at most) and is acknowledged.
 
 use crate::config::DistributionConfig;
@@ -270,11 +274,17 @@ pub async fn run(cfg: DistributionConfig, shutdown: CancellationToken) -> Result
                     delivery.ack();
                     p.delivered.inc();
                 }
-                Ok(Err(why)) => {
-                    p.redelivered.with_label_values(&[target_of(&why)]).inc();
-                    delivery.nack(&why);
+                Ok(Err(given_up)) => {
+                    p.redelivered.with_label_values(&[target_of(&given_up.why)]).inc();
+                    if given_up.about_data {
+                        delivery.nack(&given_up.why);
+                    } else {
+                        // A target down (budget spent): the message is fine and must never reach
+                        // the dead-letter topic for it; it comes back until the target takes it.
+                        delivery.release();
+                    }
                 }
-                Err(_) => delivery.nack("the fan-out stopped before every target answered"),
+                Err(_) => delivery.release(),
             }
             p.in_flight.dec();
             drop(permit);

@@ -2,7 +2,10 @@
 //! - FROST unreachable for 30 s (a TCP gate in front of it): the MQTT targets keep receiving, and once
 //!   FROST is back it gets every Observation, none lost;
 //! - two instances on the same Key_Shared subscription: everything delivered, each instance a share,
-//!   and every sensor's readings in order on MQTT.
+//!   and every sensor's readings in order on MQTT;
+//! - the NGSI-LD target refusing our credentials (401) for longer than `retry_budget_seconds` ×
+//!   `max_redeliveries`: a failure about the destination, so nothing reaches the dead-letter topic and
+//!   everything is delivered once the credentials are accepted again (issue 17).
 
 mod common;
 
@@ -66,4 +69,48 @@ async fn two_instances_share_the_load_and_keep_each_sensor_in_order() {
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     assert_eq!(a.delivered + b.delivered, n as u64);
     assert!(a.delivered > 0 && b.delivered > 0, "each instance wrote a share: {} and {}", a.delivered, b.delivered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_target_refusing_credentials_sends_nothing_to_the_dead_letter_topic() {
+    let run = Run::new("dist-401").await;
+    let mut cfg = run.distribution(&bench_var("BENCH_FROST_URL"), "a");
+    // Budget 2 s x 3 redeliveries: the 20 s refusal spends both many times over.
+    cfg.delivery.retry_budget_seconds = 2;
+    assert_eq!(cfg.pulsar.max_redeliveries, 3);
+    let plain = run.mqtt_plain().await;
+    run.ngsi.refuse_credentials_for(Duration::from_secs(20));
+    let (stop, task) = run.start(cfg);
+    let n = run.simulate("2026-01-17T08:00:00Z", "2026-01-17T08:01:35Z", 1000).await as usize;
+    assert_eq!(n, 200);
+    let (set, _) = distinct(&plain.wait_for(n, Duration::from_secs(30)).await);
+    assert_eq!(set.len(), n, "MQTT keeps receiving while the broker refuses us");
+    // Once the credentials are accepted again, every sensor's entity reaches its last reading.
+    let latest = wait_for(10, Duration::from_secs(120), || async {
+        let mut at_end = 0;
+        for kind in smartcity_model::SensorKind::ALL.map(|k| k.smart_data_model()) {
+            let url = format!("{}/ngsi-ld/v1/entities?type={kind}", run.ngsi.url());
+            let found: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            at_end += found
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e.to_string().contains("2026-01-17T08:01:35"))
+                .count();
+        }
+        at_end as u64
+    })
+    .await;
+    let statuses: Vec<u16> = run.ngsi.upserts().iter().map(|u| u.1).collect();
+    assert_eq!(latest, 10, "every entity at its last reading: {statuses:?}");
+    assert!(statuses.contains(&401), "refused first: {statuses:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await; // the last acknowledgements
+    stop.cancel();
+    let summary = task.await.unwrap();
+    // Redelivered messages may be delivered more than once (at least once): never fewer.
+    assert!(summary.delivered >= n as u64, "every message acknowledged after every target took it: {summary:?}");
+    assert_eq!(summary.dead_letters, 0, "the broker's refusal is not the data's fault: {summary:?}");
+    assert!(summary.redelivered > 0, "the budget was spent while refused: {summary:?}");
+    let dlq = smartcity_testbench::readback::pulsar(vec![run.dlq()], 1, Duration::from_secs(3)).await;
+    assert!(dlq.is_empty(), "nothing on the dead-letter topic: {dlq:?}");
 }

@@ -21,6 +21,10 @@ pub struct GatewayMetrics {
     pub written: IntCounter,
     /// Failed writes, by reason (`connect`, `timeout`, `auth`, `server`, `rejected`, ...).
     pub write_errors: IntCounterVec,
+    /// 1 while the store takes writes, 0 while it is down (readings go to the spool).
+    pub store_up: IntGauge,
+    /// 1 for the reason the store is down (`auth`, `missing`, `connect`, ...), 0 otherwise.
+    pub store_down: IntGaugeVec,
     pub batch_size: Histogram,
     pub write_seconds: Histogram,
     /// From `observedAt` to written.
@@ -100,6 +104,23 @@ impl GatewayMetrics {
                 "Failed writes to the store, by reason.",
                 &["reason"],
             ),
+            store_up: metrics::gauge(
+                registry,
+                "smartcity_gateway_store_up",
+                "1 while the store takes writes; 0 while it is down and readings go to the spool.",
+            ),
+            store_down: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "smartcity_gateway_store_down",
+                        "1 for the reason the store is down (auth, missing, connect, timeout, server), else 0.",
+                    ),
+                    &["reason"],
+                )
+                .expect("valid metric definition");
+                registry.register(Box::new(g.clone())).expect("metric registered once");
+                g
+            },
             batch_size: histogram(
                 registry,
                 "smartcity_gateway_write_batch_readings",
@@ -150,8 +171,17 @@ impl GatewayMetrics {
         }
         for r in Reason::ALL {
             m.write_errors.with_label_values(&[r.as_str()]);
+            m.store_down.with_label_values(&[r.as_str()]);
         }
         m
+    }
+
+    /// The store took a write (`None`) or is down for `reason`.
+    pub fn store_state(&self, down: Option<Reason>) {
+        self.store_up.set(down.is_none() as i64);
+        for r in Reason::ALL {
+            self.store_down.with_label_values(&[r.as_str()]).set((Some(r) == down) as i64);
+        }
     }
 
     /// Exposes every series of a source at zero.

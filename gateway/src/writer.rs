@@ -96,6 +96,8 @@ impl Writer {
     ) -> Self {
         let spooled_batches = spool.len();
         metrics.spool_max_bytes.set(spool_max as i64);
+        // Up until a write says otherwise: an idle gateway is not an outage.
+        metrics.store_state(None);
         let w = Writer {
             store,
             spool: Arc::new(Mutex::new(spool)),
@@ -355,7 +357,7 @@ impl Writer {
     /// One write to the store, with its metrics and the back-off bookkeeping.
     async fn write(&mut self, readings: &[Reading]) -> Outcome {
         let started = Instant::now();
-        let outcome = self.store.send(readings).await;
+        let outcome = self.store.send(readings).await.under_the_rule();
         self.metrics.write_seconds.observe(started.elapsed().as_secs_f64());
         self.metrics.batch_size.observe(readings.len() as f64);
         let failed = outcome.retry.len() + outcome.rejected.len();
@@ -372,6 +374,8 @@ impl Writer {
         match &outcome.failure {
             Some(f) => {
                 self.metrics.write_errors.with_label_values(&[f.reason.as_str()]).inc();
+                // A 400 that names lines has the others written again: the store itself is up.
+                self.metrics.store_state(Some(f.reason).filter(|r| !r.is_about_data()));
                 if !outcome.retry.is_empty() {
                     self.back_off(f);
                 } else {
@@ -379,6 +383,7 @@ impl Writer {
                 }
             }
             None => {
+                self.metrics.store_state(None);
                 if self.failures > 0 {
                     tracing::info!(
                         "{} takes writes again after {} failed attempts",

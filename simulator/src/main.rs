@@ -53,6 +53,11 @@ async fn main_inner(cli: Cli) -> Result<ExitCode, SimError> {
             return Err(SimError::Strict(failed.len(), check_table(&failed)));
         }
     }
-    run(cfg, catalogue, shutdown).await?;
+    let summary = run(cfg, catalogue, shutdown).await?;
+    if let Some(losses) = summary.losses() {
+        // Never a success after dropping data: a script or CI running a bounded run must see it.
+        eprintln!("error: readings not delivered: {losses} (see the sinks' log lines above for why)");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -45,6 +45,17 @@ pub struct Summary {
     pub published: u64,
     /// Readings some sink had not written when the shutdown deadline passed.
     pub unsent: u64,
+    /// Each sink that did not deliver every reading, with how many it dropped (refused, overflow,
+    /// budget) or left unsent: a run with any is not a success (`simulator` exits 1).
+    pub lost: Vec<(String, u64)>,
+}
+
+impl Summary {
+    /// `sink `a`: 610 readings, sink `b`: 3 readings`, or `None` when every sink delivered everything.
+    pub fn losses(&self) -> Option<String> {
+        let each: Vec<String> = self.lost.iter().map(|(sink, n)| format!("sink `{sink}`: {n} readings")).collect();
+        (!each.is_empty()).then(|| each.join(", "))
+    }
 }
 
 /// The sensors the configuration asks for.
@@ -228,7 +239,10 @@ pub async fn run(cfg: SimulatorConfig, catalogue: Catalogue, shutdown: Cancellat
     }
     let unsent = fanout.close(Duration::from_secs(cfg.simulation.drain_seconds)).await;
     let elapsed = started.elapsed();
-    let summary = Summary { generated: counters.generated_total(), published: counters.published_total(), unsent };
+    let lost =
+        counters.sinks.iter().filter(|t| t.dropped_total() > 0).map(|t| (t.name.clone(), t.dropped_total())).collect();
+    let summary =
+        Summary { generated: counters.generated_total(), published: counters.published_total(), unsent, lost };
     tracing::info!(
         "stopped: {} readings generated in {:.2} s ({:.0}/s); acknowledged: {}; {} left unsent",
         summary.generated,

@@ -1,6 +1,6 @@
 //! A wrong password on one MQTT broker and on Kafka SASL: `simulator check` names both failures and
 //! exits 1; a run logs one clear error naming each refused sink while every other sink delivers
-//! everything.
+//! everything, and exits 1 naming each sink that did not deliver and how many readings.
 
 mod common;
 
@@ -48,8 +48,10 @@ async fn wrong_passwords_are_named_and_hold_back_nobody() {
     plain.clean_session = true;
     let mqtt = MqttCollector::start(plain.options().unwrap(), &run.mqtt_prefix("mosquitto")).await;
     let mut sim = Sim::start(&run.run, &toml, &["--from", "2026-01-11T08:00:00Z", "--to", "2026-01-11T08:00:45Z"]);
-    // The two refused sinks hold their readings until the 10 s shutdown deadline.
-    assert!(sim.wait(Duration::from_secs(60)).success(), "{}", sim.log_text());
+    // The two refused sinks hold their readings until the 10 s shutdown deadline: not a success
+    // (issue 17), and the run says which sinks did not deliver and how many.
+    let status = sim.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "a run that left readings unsent exits 1:\n{}", sim.log_text());
     assert_eq!(sim.generated(), N as u64);
     let log = sim.log_text();
     for name in ["mosquitto-tls", "kafka-sasl"] {
@@ -60,6 +62,10 @@ async fn wrong_passwords_are_named_and_hold_back_nobody() {
         assert!(!lines.is_empty(), "a clear authentication error names {name}:\n{log}");
     }
     assert!(log.contains("200 left unsent"), "the refused sinks' readings are reported unsent:\n{log}");
+    for name in ["mosquitto-tls", "kafka-sasl"] {
+        let named = format!("sink `{name}`: {N} readings");
+        assert!(log.lines().any(|l| l.contains("readings not delivered") && l.contains(&named)), "{named}:\n{log}");
+    }
 
     let wait = Duration::from_secs(60);
     let delivered = [

@@ -14,7 +14,9 @@
 //!
 //! It keeps what it accepted (merged attribute by attribute, as `options=update` does) so that tests
 //! read entities back with `GET /ngsi-ld/v1/entities/{id}` and `GET /ngsi-ld/v1/entities?type=`.
-//! Faults can be injected: the next N upserts answer 503, or 400, or a 207 failing chosen entities.
+//! Faults can be injected: the next N upserts answer 503, or 400, or a 207 failing chosen entities;
+//! and for a while every upsert answers 401 with `WWW-Authenticate: Bearer` (RFC 6750), as the
+//! brokers' PEP proxies (Kong, Wilma) and Stellio's Keycloak answer a token that is no longer valid.
 //! The `legacy_207` flavour answers a mixed create/update with Orion-LD's legacy 207 and an empty
 //! `errors` list instead of 201.
 
@@ -73,6 +75,8 @@ struct Inner {
     /// Every upsert received: (entity ids in the body, status answered).
     upserts: Vec<(Vec<String>, u16)>,
     legacy_207: bool,
+    /// Until then, every upsert is refused with 401 (the client's credentials are invalid).
+    refuse_until: Option<std::time::Instant>,
 }
 
 /// A running contract server.
@@ -104,6 +108,11 @@ impl ContractServer {
     /// The next upserts answer these faults, one each, in order.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.inner.lock().unwrap().faults.extend(faults);
+    }
+
+    /// Every upsert answers 401 for `period` from now, as when the client's token was revoked.
+    pub fn refuse_credentials_for(&self, period: std::time::Duration) {
+        self.inner.lock().unwrap().refuse_until = Some(std::time::Instant::now() + period);
     }
 
     /// Every upsert so far: (entity ids, status).
@@ -171,8 +180,14 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
     let ids: Vec<String> =
         entities.iter().map(|e| e.get("id").and_then(Value::as_str).unwrap_or("").to_string()).collect();
     let mut inner = inner.lock().unwrap();
-    let fault = inner.faults.pop_front();
     let status = |code: StatusCode, inner: &mut Inner| inner.upserts.push((ids.clone(), code.as_u16()));
+    if inner.refuse_until.is_some_and(|t| std::time::Instant::now() < t) {
+        status(StatusCode::UNAUTHORIZED, &mut inner);
+        let body = json!({"error": "invalid_token", "error_description": "the access token expired"});
+        let headers = [("content-type", "application/json"), ("www-authenticate", "Bearer error=\"invalid_token\"")];
+        return (StatusCode::UNAUTHORIZED, headers, body.to_string()).into_response();
+    }
+    let fault = inner.faults.pop_front();
     match &fault {
         Some(Fault::Unavailable) => {
             status(StatusCode::SERVICE_UNAVAILABLE, &mut inner);

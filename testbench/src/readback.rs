@@ -186,29 +186,76 @@ impl Default for Influx {
 }
 
 impl Influx {
+    /// A request to the bench's InfluxDB API with the operator token.
+    fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .header("Authorization", format!("Token {}", self.token))
+    }
+
+    /// Sends `request` and returns its JSON answer, asserting `status`.
+    async fn call(&self, request: reqwest::RequestBuilder, status: u16, what: &str) -> serde_json::Value {
+        let resp = request.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let got = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(got, status, "{what}: {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The id of the bench org.
+    pub async fn org_id(&self) -> String {
+        let orgs =
+            self.call(self.api(reqwest::Method::GET, "/api/v2/orgs").query(&[("org", &self.org)]), 200, "orgs").await;
+        orgs["orgs"][0]["id"].as_str().expect("bench org id").to_string()
+    }
+
     /// Creates the bucket `name` in the bench org (one per test run keeps read-backs exact).
     pub async fn create_bucket(&self, name: &str) {
-        let orgs: serde_json::Value = self
-            .http
-            .get(format!("{}/api/v2/orgs", self.url))
-            .query(&[("org", self.org.as_str())])
-            .header("Authorization", format!("Token {}", self.token))
-            .send()
-            .await
-            .expect("GET /api/v2/orgs")
-            .json()
-            .await
-            .expect("orgs JSON");
-        let org_id = orgs["orgs"][0]["id"].as_str().expect("bench org id").to_string();
-        let resp = self
-            .http
-            .post(format!("{}/api/v2/buckets", self.url))
-            .header("Authorization", format!("Token {}", self.token))
-            .json(&serde_json::json!({"orgID": org_id, "name": name, "retentionRules": []}))
-            .send()
-            .await
-            .expect("POST /api/v2/buckets");
-        assert_eq!(resp.status().as_u16(), 201, "creating bucket {name}: {}", resp.text().await.unwrap_or_default());
+        let body = serde_json::json!({"orgID": self.org_id().await, "name": name, "retentionRules": []});
+        self.call(
+            self.api(reqwest::Method::POST, "/api/v2/buckets").json(&body),
+            201,
+            &format!("creating bucket {name}"),
+        )
+        .await;
+    }
+
+    /// Deletes the bucket `name` and everything in it, as an operator would by mistake.
+    pub async fn delete_bucket(&self, name: &str) {
+        let found =
+            self.call(self.api(reqwest::Method::GET, "/api/v2/buckets").query(&[("name", name)]), 200, "buckets").await;
+        let id = found["buckets"][0]["id"].as_str().unwrap_or_else(|| panic!("bucket {name} not found: {found}"));
+        self.call(
+            self.api(reqwest::Method::DELETE, &format!("/api/v2/buckets/{id}")),
+            204,
+            &format!("deleting {name}"),
+        )
+        .await;
+    }
+
+    /// A token of its own for a client: read and write on every bucket of the bench org (so that a
+    /// bucket recreated under the same name is covered). Returns (authorization id, token).
+    pub async fn create_token(&self, description: &str) -> (String, String) {
+        let org_id = self.org_id().await;
+        let permission =
+            |action: &str| serde_json::json!({"action": action, "resource": {"type": "buckets", "orgID": org_id}});
+        let body = serde_json::json!({"orgID": org_id, "description": description,
+                                      "permissions": [permission("read"), permission("write")]});
+        let auth =
+            self.call(self.api(reqwest::Method::POST, "/api/v2/authorizations").json(&body), 201, "new token").await;
+        (auth["id"].as_str().expect("authorization id").into(), auth["token"].as_str().expect("token").into())
+    }
+
+    /// Sets a token active or inactive (InfluxDB's authorizations API): an inactive token is refused
+    /// with 401 until it is active again.
+    pub async fn set_token_active(&self, id: &str, active: bool) {
+        let body = serde_json::json!({"status": if active { "active" } else { "inactive" }});
+        self.call(
+            self.api(reqwest::Method::PATCH, &format!("/api/v2/authorizations/{id}")).json(&body),
+            200,
+            "token status",
+        )
+        .await;
     }
 
     /// Runs a Flux query and returns its rows as column → value maps (annotations off).

@@ -1,13 +1,16 @@
 //! The InfluxDB sink against the bench's real InfluxDB 2.7: the status policy where the server can be
 //! made to show it (400 names one bad line: only that reading is refused, the rest written; 401 wrong
-//! token; 404 missing bucket), `check`, gzip, and idempotent writes (the same reading twice is one point).
+//! or inactive token and 404 missing bucket: retried, nothing refused), `check`, gzip, and idempotent
+//! writes (the same reading twice is one point).
 
+use smartcity_connectors::fanout::{FanOut, QueueConfig};
 use smartcity_connectors::influxdb::{InfluxConfig, InfluxSink};
 use smartcity_connectors::metrics::{registry, SinkMetrics};
 use smartcity_connectors::sink::{Reason, Sink, SinkTelemetry};
 use smartcity_model::{Catalogue, Reading, ReadingStream, Values};
 use smartcity_testbench::readback::{distinct, Influx};
 use smartcity_testbench::{bench_var, unique};
+use std::time::Duration;
 
 fn sink(bucket: &str, token: &str, gzip: bool) -> InfluxSink {
     let token_file = std::env::temp_dir().join(unique("influx-token"));
@@ -69,19 +72,52 @@ async fn a_bad_line_is_refused_alone_and_the_rest_is_written_once() {
 }
 
 #[tokio::test]
-async fn a_wrong_token_and_a_missing_bucket_are_refused_not_retried() {
+async fn a_wrong_token_and_a_missing_bucket_are_the_destination_down_not_the_data() {
+    // Issue 17: a token refused or a bucket missing is fixed by an operator; the readings wait.
     let batch = readings();
     let mut wrong_token = sink(&bench_var("BENCH_INFLUX_BUCKET"), "not-the-token", false);
     let outcome = wrong_token.send(&batch).await;
-    assert_eq!(outcome.rejected.len(), batch.len(), "{outcome:?}");
-    assert_eq!(outcome.failure.as_ref().map(|f| f.reason), Some(Reason::Auth));
+    assert_eq!((outcome.retry.len(), outcome.rejected.len()), (batch.len(), 0), "{outcome:?}");
+    let failure = outcome.failure.expect("the 401 is reported");
+    assert_eq!(failure.reason, Reason::Auth);
+    assert!(
+        failure.message.contains("HTTP 401") && failure.message.contains("check token_file"),
+        "{}",
+        failure.message
+    );
     assert_eq!(wrong_token.check().await.expect_err("check fails").reason, Reason::Auth);
 
     let mut no_bucket = sink(&unique("no-such-bucket"), &bench_var("BENCH_INFLUX_TOKEN"), false);
     let outcome = no_bucket.send(&batch).await;
-    assert_eq!(outcome.rejected.len(), batch.len(), "{outcome:?}");
+    assert_eq!((outcome.retry.len(), outcome.rejected.len()), (batch.len(), 0), "{outcome:?}");
     let failure = outcome.failure.expect("the 404 is reported");
-    assert!(failure.message.contains("404"), "{}", failure.message);
+    assert_eq!(failure.reason, Reason::Missing);
+    assert!(failure.message.contains("404") && failure.message.contains("check org and bucket"), "{}", failure.message);
     let err = no_bucket.check().await.expect_err("check fails");
     assert!(err.message.contains("not found"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_token_inactive_for_a_while_costs_a_wait_not_a_reading() {
+    // Issue 17, the simulator's side: the fan-out retries until the operator reactivates the token.
+    let influx = Influx::default();
+    let bucket = unique("influx-token-off");
+    influx.create_bucket(&bucket).await;
+    let (id, token) = influx.create_token(&bucket).await;
+    influx.set_token_active(&id, false).await;
+    let metrics = SinkMetrics::register(&registry("test"), "test");
+    let telemetry = SinkTelemetry::new(&metrics, "influxdb");
+    let mut fanout = FanOut::new();
+    fanout.add(sink(&bucket, &token, false), "influxdb".into(), QueueConfig::default(), telemetry.clone());
+    let batch = readings();
+    fanout.publish(batch.clone().into()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!telemetry.is_up(), "down while the token is inactive");
+    let down = metrics.down.with_label_values(&["influxdb", "auth"]).get();
+    assert_eq!(down, 1, "down for its credentials");
+    influx.set_token_active(&id, true).await;
+    assert_eq!(fanout.close(Duration::from_secs(30)).await, 0, "nothing left unsent");
+    assert_eq!((telemetry.published_total(), telemetry.dropped_total()), (batch.len() as u64, 0));
+    let (points, _) = distinct(&influx.seqs(&bucket, RANGE.0, RANGE.1).await);
+    assert_eq!(points.len(), batch.len(), "every reading in InfluxDB");
 }

@@ -2,7 +2,8 @@
 //! `smartcity_testbench::ngsi_ld_contract`): a simulator backfill in both content modes, every entity
 //! read back by id and by type with its latest values; a 207 naming two failed entities leads to
 //! exactly those two being sent again; a 503 is retried; a 400 is refused with its ProblemDetails and
-//! counted; Orion-LD's legacy 207 with an empty `errors` list is a success.
+//! counted; a 401 for a while costs a wait, no reading; Orion-LD's legacy 207 with an empty `errors`
+//! list is a success.
 
 use serde_json::Value;
 use smartcity_connectors::fanout::{FanOut, QueueConfig};
@@ -160,4 +161,25 @@ async fn orion_ld_legacy_207_without_errors_is_a_success() {
     let outcome = sink.send(&second).await;
     assert!(outcome.is_ok() && outcome.failure.is_none(), "{outcome:?}");
     assert_eq!(server.upserts().last().map(|u| u.1), Some(207));
+}
+
+#[tokio::test]
+async fn credentials_refused_for_a_while_cost_a_wait_not_a_reading() {
+    // Issue 17: a 401 is about the broker (a token revoked, rotated late): nothing is dropped.
+    let server = ContractServer::start(false).await;
+    let cfg = config(&server, ContentMode::Json);
+    let batch: Arc<[Reading]> =
+        tick(&mut ReadingStream::new(Catalogue::default_ten(), 4), "2026-01-13T14:00:00Z").into();
+    server.refuse_credentials_for(Duration::from_secs(4));
+    let (sink, telemetry) = sink(&cfg);
+    let mut fanout = FanOut::new();
+    fanout.add(sink, cfg.address(), QueueConfig::default(), telemetry.clone());
+    fanout.publish(batch.clone()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!telemetry.is_up(), "down while refused");
+    assert_eq!(fanout.close(Duration::from_secs(30)).await, 0, "nothing left unsent");
+    assert_eq!((telemetry.published_total(), telemetry.dropped_total()), (10, 0));
+    let statuses: Vec<u16> = server.upserts().iter().map(|u| u.1).collect();
+    assert_eq!(statuses.first(), Some(&401), "{statuses:?}");
+    assert!(statuses.last().is_some_and(|s| *s < 300), "taken once accepted again: {statuses:?}");
 }

@@ -6,8 +6,10 @@
 //! with one deadline for all sinks.
 //!
 //! A batch handed over with [`FanOut::publish_tracked`] reports back once every sink has finished
-//! with it: taken by all, or given up by one (its `retry_budget_seconds` spent, refused for good, or
-//! the shutdown deadline): the distribution service acknowledges its source message only then.
+//! with it: taken by all, or given up by one (refused for good, which is about the data; or, about
+//! the destination, its `retry_budget_seconds` spent or the shutdown deadline): the distribution
+//! service acknowledges its source message only then, and counts a redelivery toward its
+//! dead-letter limit only for the data's reasons ([`GivenUp::about_data`]).
 //!
 //! Guarantee per sink: at least once. A reading leaves the queue only when the server acknowledged
 //! it or refused it for good (counted in `readings_dropped_total{reason="rejected"}`); transient
@@ -112,14 +114,35 @@ impl QueueConfig {
     }
 }
 
-/// What every sink reports about one tracked batch: `Ok` once all took it, or the first reason one
-/// gave it up.
-pub type Done = Result<(), String>;
+/// What every sink reports about one tracked batch: `Ok` once all took it, or why one gave it up.
+pub type Done = Result<(), GivenUp>;
+
+/// Why a tracked batch was given up by at least one sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GivenUp {
+    /// The first reason, naming the sink; a reason about the data wins over one about a destination.
+    pub why: String,
+    /// True when a server refused the data itself: sending it again unchanged cannot succeed. False
+    /// when only destinations failed (budget spent, queue full, shutdown): the data is fine.
+    pub about_data: bool,
+}
+
+impl GivenUp {
+    pub fn destination(why: impl Into<String>) -> Self {
+        GivenUp { why: why.into(), about_data: false }
+    }
+}
+
+impl std::fmt::Display for GivenUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
 
 /// Counts the sinks still busy with one tracked batch; the last one to finish reports.
 struct Completion {
     remaining: AtomicUsize,
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<GivenUp>>,
     report: Mutex<Option<oneshot::Sender<Done>>>,
 }
 
@@ -133,9 +156,13 @@ impl Completion {
     }
 
     /// One sink is done with the batch (`failure`: it gave up some of it).
-    fn finish(&self, failure: Option<String>) {
+    fn finish(&self, failure: Option<GivenUp>) {
         if let Some(f) = failure {
-            self.failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(f);
+            let mut kept = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+            match kept.as_ref() {
+                Some(k) if k.about_data || !f.about_data => {}
+                _ => *kept = Some(f),
+            }
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             let result = match self.failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -232,7 +259,7 @@ impl FanOut {
             };
             let Some(room) = room else {
                 if let Some(d) = &done {
-                    d.finish(Some(format!("sink `{}`: queue full", q.telemetry.name)));
+                    d.finish(Some(GivenUp::destination(format!("sink `{}`: queue full", q.telemetry.name))));
                 }
                 continue;
             };
@@ -241,7 +268,7 @@ impl FanOut {
                 Ok(()) => q.telemetry.set_queue(q.cfg.capacity - q.room.available_permits()),
                 Err(mpsc::error::SendError(item)) => {
                     if let Some(d) = item.done {
-                        d.finish(Some("shutting down".into()));
+                        d.finish(Some(GivenUp::destination("shutting down")));
                     }
                 }
             }
@@ -335,7 +362,9 @@ mod tests {
         let budget = QueueConfig { retry_budget_seconds: 2, ..QueueConfig::default() };
         let (dead, _) = add(&mut f, "dead", (0..100).map(|_| down()).collect(), budget);
         let done = f.publish_tracked(batch()).await.await.unwrap();
-        assert!(done.as_ref().is_err_and(|e| e.contains("sink `dead`") && e.contains("budget")), "{done:?}");
+        let given_up = done.expect_err("given up");
+        assert!(given_up.why.contains("sink `dead`") && given_up.why.contains("budget"), "{given_up:?}");
+        assert!(!given_up.about_data, "a destination that keeps failing says nothing about the data");
         assert_eq!(dead.dropped_total(), 10);
     }
 
@@ -345,8 +374,15 @@ mod tests {
         let refused =
             Outcome { rejected: vec![3], failure: Some(Failure::new(Reason::Rejected, "400")), ..Outcome::ok() };
         let (t, _) = add(&mut f, "picky", vec![refused], QueueConfig::default());
+        add(
+            &mut f,
+            "down",
+            (0..100).map(|_| down()).collect(),
+            QueueConfig { retry_budget_seconds: 2, ..QueueConfig::default() },
+        );
         let done = f.publish_tracked(batch()).await.await.unwrap();
-        assert!(done.is_err());
+        let given_up = done.expect_err("given up");
+        assert!(given_up.about_data && given_up.why.contains("sink `picky`"), "the data's reason wins: {given_up:?}");
         assert_eq!((t.published_total(), t.dropped_total()), (9, 1));
     }
 

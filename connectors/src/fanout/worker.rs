@@ -2,7 +2,7 @@
 //! retries what the server did not take (with back-off, within the retry budget), keeps the
 //! metrics, and tells each tracked batch how it ended.
 
-use super::{Item, QueueConfig};
+use super::{GivenUp, Item, QueueConfig};
 use crate::retry::Backoff;
 use crate::sink::{Failure, Outcome, Reason, Sink, SinkTelemetry};
 use smartcity_model::{Reading, SensorKind};
@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Why some readings of a write were not taken in the end.
 enum Lost {
-    /// Refused for good by the server, or the retry budget spent: the write goes on without them.
-    GivenUp(Vec<usize>, String),
+    /// Refused for good by the server (about the data), or the retry budget spent (about the
+    /// destination): the write goes on without them.
+    GivenUp(Vec<usize>, GivenUp),
     /// The shutdown deadline passed: nothing more is written.
     Shutdown(Vec<usize>),
 }
@@ -52,7 +53,7 @@ impl<S: Sink> Worker<S> {
             let readings: Vec<Reading> = held.iter().flat_map(|item| item.batch.iter().cloned()).collect();
             let owner: Vec<usize> =
                 held.iter().enumerate().flat_map(|(n, item)| std::iter::repeat_n(n, item.batch.len())).collect();
-            let mut failed: Vec<Option<String>> = vec![None; held.len()];
+            let mut failed: Vec<Option<GivenUp>> = vec![None; held.len()];
             let mut stopped = false;
             let mut start = 0;
             while start < readings.len() && !stopped {
@@ -62,7 +63,7 @@ impl<S: Sink> Worker<S> {
                         Lost::GivenUp(i, why) => (i, why),
                         Lost::Shutdown(i) => {
                             stopped = true;
-                            (i, "the shutdown deadline passed".to_string())
+                            (i, GivenUp::destination("the shutdown deadline passed"))
                         }
                     };
                     for i in indices {
@@ -73,14 +74,16 @@ impl<S: Sink> Worker<S> {
                     // Not written at all: count them, and fail their batches.
                     self.telemetry.dropped("shutdown", (readings.len() - end) as u64);
                     for slot in &mut failed[owner.get(end).copied().unwrap_or(held.len())..] {
-                        slot.get_or_insert_with(|| "the shutdown deadline passed".into());
+                        slot.get_or_insert_with(|| GivenUp::destination("the shutdown deadline passed"));
                     }
                 }
                 start = end;
             }
             for (item, failure) in held.drain(..).zip(failed) {
                 if let Some(done) = &item.done {
-                    done.finish(failure.map(|f| format!("sink `{}`: {f}", self.telemetry.name)));
+                    done.finish(
+                        failure.map(|f| GivenUp { why: format!("sink `{}`: {}", self.telemetry.name, f.why), ..f }),
+                    );
                 }
             }
             // The items are gone: their room in the queue is free again.
@@ -135,7 +138,7 @@ impl<S: Sink> Worker<S> {
             let attempt: Vec<Reading> = todo.iter().map(|&i| batch[i].clone()).collect();
             let started = Instant::now();
             let outcome = tokio::select! {
-                o = self.sink.send(&attempt) => o,
+                o = self.sink.send(&attempt) => o.under_the_rule(),
                 _ = self.give_up.cancelled() => {
                     self.telemetry.dropped("shutdown", todo.len() as u64);
                     lost.push(Lost::Shutdown(todo));
@@ -146,7 +149,11 @@ impl<S: Sink> Worker<S> {
             self.account(&attempt, &outcome);
             if !outcome.rejected.is_empty() {
                 let why = outcome.failure.as_ref().map_or_else(|| "refused".to_string(), ToString::to_string);
-                lost.push(Lost::GivenUp(outcome.rejected.iter().filter_map(|&i| todo.get(i).copied()).collect(), why));
+                let given_up = GivenUp { why, about_data: true };
+                lost.push(Lost::GivenUp(
+                    outcome.rejected.iter().filter_map(|&i| todo.get(i).copied()).collect(),
+                    given_up,
+                ));
             }
             if outcome.retry.is_empty() {
                 if outcome.failure.is_none() {
@@ -168,7 +175,10 @@ impl<S: Sink> Worker<S> {
                     todo.len()
                 );
                 self.telemetry.dropped("budget", todo.len() as u64);
-                lost.push(Lost::GivenUp(todo, format!("retry budget of {budget:?} spent: {failure}")));
+                lost.push(Lost::GivenUp(
+                    todo,
+                    GivenUp::destination(format!("retry budget of {budget:?} spent: {failure}")),
+                ));
                 return lost;
             }
             tokio::select! {
@@ -202,7 +212,12 @@ impl<S: Sink> Worker<S> {
             None => self.telemetry.set_up(true),
             Some(f) => {
                 self.telemetry.error(f.reason);
-                self.telemetry.set_up(outcome.retry.is_empty() && taken.iter().any(|t| *t));
+                if outcome.retry.is_empty() {
+                    // Only some readings were refused (about the data): the destination works.
+                    self.telemetry.set_up(taken.iter().any(|t| *t));
+                } else {
+                    self.telemetry.set_down(f.reason);
+                }
                 if !outcome.rejected.is_empty() {
                     self.telemetry.dropped("rejected", outcome.rejected.len() as u64);
                     tracing::error!("{}: {} readings refused and dropped: {f}", self.server, outcome.rejected.len());
@@ -217,7 +232,7 @@ impl<S: Sink> Worker<S> {
         while let Some(item) = self.rx.recv().await {
             self.telemetry.dropped("shutdown", item.batch.len() as u64);
             if let Some(done) = item.done {
-                done.finish(Some("the shutdown deadline passed".into()));
+                done.finish(Some(GivenUp::destination("the shutdown deadline passed")));
             }
         }
     }

@@ -3,16 +3,18 @@
 //!
 //! What each answer means for the readings of the batch:
 //! - 2xx: written.
-//! - 429, 503 and other 5xx, 408, no answer: tried again by the fan-out, after the server's
-//!   `Retry-After` when it gave one.
+//! - Statuses about the destination ([`crate::http_status`]: 401/403 token refused, 404 org or
+//!   bucket missing, 408, 429, 5xx, anything unexpected) and no answer: nothing is refused; the
+//!   readings are tried again (by the fan-out, or the gateway's spool), after the server's
+//!   `Retry-After` when it gave one. A token set inactive for a minute or a bucket recreated costs
+//!   a wait, never data.
 //! - 413: the batch is split in two and each half written, down to single lines, within the same
 //!   `send`; a single line still too large is refused.
 //! - 400: InfluxDB refused the whole request and names the lines it could not parse
 //!   (`unable to parse '<line>': <why>`): only the readings of those lines are refused; the rest,
 //!   which InfluxDB did not store either, go back to the fan-out to be written again. When no line
 //!   can be recognised in the answer, the whole batch is refused.
-//! - 401 / 403 (token), 404 (org or bucket missing), 422 and any other 4xx: refused, since sending
-//!   the same request again cannot succeed.
+//! - 409, 422 (about the data): refused, since sending the same request again cannot succeed.
 //!
 //! Nothing is logged here: the fan-out logs each `Failure`, whose message carries the status and
 //! the server's own words.
@@ -24,6 +26,7 @@
 
 use super::config::InfluxConfig;
 use crate::http_client;
+use crate::http_status::{self, Advice, Class};
 use crate::sink::{Failure, Outcome, Reason, Sink, SinkTelemetry};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::{Client, StatusCode, Url};
@@ -220,7 +223,7 @@ impl Sink for InfluxSink {
         let body = answer.text().await.unwrap_or_default();
         let not_found = || {
             Failure::new(
-                Reason::Rejected,
+                Reason::Missing,
                 format!("bucket {} not found in org {} (or the token may not read it)", self.bucket, self.org),
             )
         };
@@ -244,9 +247,8 @@ impl Sink for InfluxSink {
                 }
             }
             s => {
-                let reason = if s.is_server_error() { Reason::Server } else { Reason::Rejected };
-                let message = format!("listing buckets: HTTP {s}: {}", http_client::excerpt(&server_message(&body)));
-                Err(Failure::new(reason, message))
+                let words = http_client::excerpt(&server_message(&body));
+                Err(http_status::failure(s, None, "listing buckets", &words, &ADVICE).1)
             }
         }
     }
@@ -270,21 +272,24 @@ enum Answer {
     Unavailable(Failure),
 }
 
+/// What an operator changes when InfluxDB refuses us.
+const ADVICE: Advice = Advice {
+    auth: "token refused by InfluxDB: check token_file (or the token variable) and the token's write permission \
+           on the bucket",
+    missing: "check org and bucket: InfluxDB does not create them",
+};
+
 /// The meaning of a non-2xx `status` with its `body` for the readings of `chunk`.
 fn judge(status: StatusCode, retry_after: Option<Duration>, body: &str, chunk: &[Reading]) -> Answer {
-    let said = |what: &str| format!("{what}: HTTP {status}: {}", http_client::excerpt(&server_message(body)));
-    match status.as_u16() {
-        200..=299 => Answer::Written,
-        413 => {
-            Answer::TooLarge(Failure::new(Reason::Rejected, said("a single line is larger than the server accepts")))
-        }
-        400 => {
+    let words = http_client::excerpt(&server_message(body));
+    let said = |what: &str| http_status::failure(status, retry_after, what, &words, &ADVICE);
+    match (status.as_u16(), http_status::class(status)) {
+        (_, Class::Taken) => Answer::Written,
+        (413, _) => Answer::TooLarge(said("a single line is larger than the server accepts").1),
+        (400, _) => {
             let bad = bad_lines(body, chunk);
             if bad.is_empty() {
-                return Answer::Refused(Outcome::reject_all(
-                    chunk.len(),
-                    Failure::new(Reason::Rejected, said("batch refused")),
-                ));
+                return Answer::Refused(Outcome::reject_all(chunk.len(), said("batch refused").1));
             }
             let what = format!("{} of {} lines refused, the others to be written again", bad.len(), chunk.len());
             let mut retry = Vec::with_capacity(chunk.len() - bad.len());
@@ -294,24 +299,10 @@ fn judge(status: StatusCode, retry_after: Option<Duration>, body: &str, chunk: &
                     retry.push(i);
                 }
             }
-            Answer::Refused(Outcome {
-                retry,
-                rejected: bad,
-                failure: Some(Failure::new(Reason::Rejected, said(&what))),
-            })
+            Answer::Refused(Outcome { retry, rejected: bad, failure: Some(said(&what).1) })
         }
-        401 | 403 => {
-            Answer::Refused(Outcome::reject_all(chunk.len(), Failure::new(Reason::Auth, said("token refused"))))
-        }
-        404 => Answer::Refused(Outcome::reject_all(
-            chunk.len(),
-            Failure::new(Reason::Rejected, said("org or bucket not found")),
-        )),
-        408 => Answer::Unavailable(Failure { retry_after, ..Failure::new(Reason::Timeout, said("server timed out")) }),
-        429 | 500..=599 => {
-            Answer::Unavailable(Failure { retry_after, ..Failure::new(Reason::Server, said("server busy or failing")) })
-        }
-        _ => Answer::Refused(Outcome::reject_all(chunk.len(), Failure::new(Reason::Rejected, said("points refused")))),
+        (_, Class::Data) => Answer::Refused(Outcome::reject_all(chunk.len(), said("points refused").1)),
+        (_, Class::Destination(_)) => Answer::Unavailable(said("write").1),
     }
 }
 
@@ -478,11 +469,7 @@ mod tests {
         assert_eq!((o.retry, o.rejected), (vec![0, 1, 3], vec![2]));
         let f = o.failure.unwrap();
         assert_eq!(f.reason, Reason::Rejected);
-        assert!(
-            f.message.contains("HTTP 400 Bad Request: unable to parse 'traffic,commune=Le\\ Lamentin"),
-            "{}",
-            f.message
-        );
+        assert!(f.message.contains("HTTP 400: unable to parse 'traffic,commune=Le\\ Lamentin"), "{}", f.message);
 
         let Answer::Refused(o) = judge(StatusCode::BAD_REQUEST, None, "nonsense", &chunk) else { panic!() };
         assert_eq!((o.retry, o.rejected), (vec![], vec![0, 1, 2, 3]));
@@ -495,7 +482,7 @@ mod tests {
         let wait = Some(Duration::from_secs(7));
         let Answer::Unavailable(f) = judge(StatusCode::TOO_MANY_REQUESTS, wait, body, &chunk) else { panic!() };
         assert_eq!((f.reason, f.retry_after), (Reason::Server, wait));
-        assert!(f.message.contains("HTTP 429 Too Many Requests: slow down"), "{}", f.message);
+        assert!(f.message.contains("HTTP 429: slow down"), "{}", f.message);
         assert!(
             matches!(judge(StatusCode::SERVICE_UNAVAILABLE, wait, "", &chunk), Answer::Unavailable(f) if f.retry_after == wait)
         );
@@ -509,11 +496,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         };
-        assert_eq!(refused(StatusCode::UNAUTHORIZED).reason, Reason::Auth);
-        let f = refused(StatusCode::NOT_FOUND);
-        assert_eq!(f.reason, Reason::Rejected);
-        assert!(f.message.contains("HTTP 404 Not Found: why"), "{}", f.message);
         assert_eq!(refused(StatusCode::UNPROCESSABLE_ENTITY).reason, Reason::Rejected);
+        assert_eq!(refused(StatusCode::CONFLICT).reason, Reason::Rejected);
+        // About the destination: nothing refused, whatever the token or the bucket does.
+        let waits =
+            |status| match judge(status, None, r#"{"code":"unauthorized","message":"token is inactive"}"#, &chunk) {
+                Answer::Unavailable(f) => f,
+                other => panic!("{status}: {other:?}"),
+            };
+        let f = waits(StatusCode::UNAUTHORIZED);
+        assert_eq!(f.reason, Reason::Auth);
+        assert!(
+            f.message.contains("HTTP 401: token is inactive (token refused by InfluxDB: check token_file"),
+            "{}",
+            f.message
+        );
+        assert_eq!(waits(StatusCode::FORBIDDEN).reason, Reason::Auth);
+        let f = waits(StatusCode::NOT_FOUND);
+        assert_eq!(f.reason, Reason::Missing);
+        assert!(f.message.contains("(check org and bucket"), "{}", f.message);
+        assert_eq!(waits(StatusCode::METHOD_NOT_ALLOWED).reason, Reason::Server);
+        assert_eq!(waits(StatusCode::REQUEST_TIMEOUT).reason, Reason::Timeout);
     }
 
     #[test]

@@ -54,14 +54,13 @@ fn code_of(e: &KafkaError) -> Option<RDKafkaErrorCode> {
 }
 
 /// True when the broker refused the message itself: sending it again unchanged cannot succeed.
-/// Everything else (timeouts, brokers down, authentication) is retried by the fan-out with back-off.
+/// Everything else (timeouts, brokers down, authentication, a topic missing, refused to us or with
+/// an invalid name) is about the destination and retried with back-off (`docs/failures.md`).
 pub fn is_permanent(code: RDKafkaErrorCode) -> bool {
     matches!(
         code,
         RDKafkaErrorCode::MessageSizeTooLarge
-            | RDKafkaErrorCode::InvalidTopic
             | RDKafkaErrorCode::MessageBatchTooLarge
-            | RDKafkaErrorCode::TopicAuthorizationFailed
             | RDKafkaErrorCode::InvalidRecord
     )
 }
@@ -71,7 +70,10 @@ pub fn reason_of(code: Option<RDKafkaErrorCode>, message: &str) -> Reason {
     match code {
         Some(c) if is_permanent(c) => Reason::Rejected,
         Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => Reason::Auth,
-        Some(RDKafkaErrorCode::ClusterAuthorizationFailed) => Reason::Auth,
+        Some(RDKafkaErrorCode::ClusterAuthorizationFailed | RDKafkaErrorCode::TopicAuthorizationFailed) => Reason::Auth,
+        Some(
+            RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::InvalidTopic,
+        ) => Reason::Missing,
         Some(RDKafkaErrorCode::SSL) => Reason::Tls,
         Some(
             RDKafkaErrorCode::MessageTimedOut
@@ -156,11 +158,15 @@ mod tests {
     fn codes_sort_into_retry_and_reject() {
         assert_eq!(reason_of(Some(RDKafkaErrorCode::MessageTimedOut), "Local: Message timed out"), Reason::Timeout);
         assert_eq!(reason_of(Some(RDKafkaErrorCode::MessageSizeTooLarge), "too large"), Reason::Rejected);
-        assert_eq!(reason_of(Some(RDKafkaErrorCode::TopicAuthorizationFailed), "denied"), Reason::Rejected);
+        assert_eq!(reason_of(Some(RDKafkaErrorCode::InvalidRecord), "bad"), Reason::Rejected);
+        // About the destination: a permission, a missing or misnamed topic; retried, never refused.
+        assert_eq!(reason_of(Some(RDKafkaErrorCode::TopicAuthorizationFailed), "denied"), Reason::Auth);
+        assert_eq!(reason_of(Some(RDKafkaErrorCode::UnknownTopicOrPartition), "unknown"), Reason::Missing);
         assert!(!is_permanent(RDKafkaErrorCode::BrokerNotAvailable));
         assert!(!is_permanent(RDKafkaErrorCode::SaslAuthenticationFailed));
+        assert!(!is_permanent(RDKafkaErrorCode::TopicAuthorizationFailed));
         let e = KafkaError::MessageProduction(RDKafkaErrorCode::InvalidTopic);
-        assert_eq!(describe(&e).0, Reason::Rejected);
+        assert_eq!(describe(&e).0, Reason::Missing);
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl ClientContext for Context {
         let why = reason_of(code, &raw);
         let message = tidy(&raw);
         self.telemetry.error(why);
-        self.telemetry.set_up(false);
+        self.telemetry.set_down(why);
         self.log.emit(tracing::Level::ERROR, &message);
         let mut last = lock(&self.last_error);
         // "1/1 brokers are down" follows every failed connection: it would hide the cause before it.

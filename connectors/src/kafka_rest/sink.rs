@@ -8,6 +8,7 @@
 use super::config::KafkaRestConfig;
 use super::{error_words, join, plan, written, Written, BINARY_V2, V2};
 use crate::http_client::{self, retry_after, transport_failure};
+use crate::http_status::{self, Advice};
 use crate::secret;
 use crate::sink::{expand_topic, Failure, Outcome, Reason, Sink, SinkTelemetry};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -43,21 +44,14 @@ enum Sent {
     Refused(Failure),
 }
 
-/// The failure of a non-2xx answer, and whether to retry: 5xx and 429 yes, 4xx no.
+/// The failure of a non-2xx answer, and whether to retry: the shared status policy
+/// ([`crate::http_status`]), refusing only what is about the data.
 fn refused(status: StatusCode, wait: Option<Duration>, what: &str, answer: &[u8]) -> (bool, Failure) {
-    let message = format!("HTTP {} from {what}: {}", status.as_u16(), error_words(answer));
-    let (retry, reason) = match status.as_u16() {
-        401 | 403 => (false, Reason::Auth),
-        429 => (true, Reason::Server),
-        400..=499 => (false, Reason::Rejected),
-        // 5xx, and what a proxy should never send (1xx, a redirect not followed): try again later.
-        _ => (true, Reason::Server),
+    let advice = Advice {
+        auth: "credentials refused by the REST proxy: check user and password_file",
+        missing: "check url and topic_template: the topic may not exist and the proxy may not create it",
     };
-    let mut failure = Failure::new(reason, message);
-    if retry {
-        failure.retry_after = wait;
-    }
-    (retry, failure)
+    http_status::retry_or_refuse(status, wait, what, &error_words(answer), &advice)
 }
 
 impl KafkaRestSink {
@@ -222,14 +216,22 @@ mod tests {
         assert!(retry);
         assert_eq!((f.reason, f.retry_after), (Reason::Server, Some(Duration::from_secs(7))));
         assert!(refused(StatusCode::TOO_MANY_REQUESTS, None, "POST /topics/x", b"").0);
+        // Credentials and a missing topic are about the proxy: retried, never refused.
         let (retry, f) = refused(StatusCode::UNAUTHORIZED, Some(Duration::from_secs(7)), "POST /topics/x", b"");
-        assert!(!retry);
-        assert_eq!((f.reason, f.retry_after), (Reason::Auth, None));
+        assert!(retry);
+        assert_eq!((f.reason, f.retry_after), (Reason::Auth, Some(Duration::from_secs(7))));
         let body = br#"{"error_code":40401,"message":"Topic not found."}"#;
         let (retry, f) = refused(StatusCode::NOT_FOUND, None, "POST /topics/x", body);
-        assert!(!retry);
-        assert_eq!(f.reason, Reason::Rejected);
-        assert_eq!(f.message, "HTTP 404 from POST /topics/x: error_code 40401: Topic not found.");
+        assert!(retry);
+        assert_eq!(f.reason, Reason::Missing);
+        assert!(
+            f.message.starts_with("POST /topics/x: HTTP 404: error_code 40401: Topic not found. (check url"),
+            "{}",
+            f.message
+        );
+        let body = br#"{"error_code":42201,"message":"Unrecognized field"}"#;
+        let (retry, f) = refused(StatusCode::UNPROCESSABLE_ENTITY, None, "POST /topics/x", body);
+        assert_eq!((retry, f.reason), (false, Reason::Rejected));
     }
 
     #[test]

@@ -217,7 +217,7 @@ async fn drive(
             Err(e) => {
                 let failure = connection_failure(&e);
                 telemetry.error(failure.reason);
-                telemetry.set_up(false);
+                telemetry.set_down(failure.reason);
                 backoff.failed(&server, failure).await;
             }
         }

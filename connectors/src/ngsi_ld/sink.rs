@@ -5,16 +5,19 @@
 //! - 201 (some created) or 204 (all updated): taken.
 //! - 207: the `errors` list names the entities that failed: only their readings are sent again.
 //!   Orion-LD's legacy 207 with an empty `errors` list (a mix of creations and updates) is a success.
-//! - 400 / 422: the broker refused the data; the readings are dropped, counted, and the broker's
-//!   ProblemDetails (`type`, `title`, `detail`) logged. 401 / 403: the token is refused (dropped).
-//! - 429, 503 (`LdContextNotAvailable` among others) and other 5xx, or no answer: sent again after a
-//!   back-off, honouring `Retry-After`.
+//! - 400 / 409 / 413 / 422 (about the data, [`crate::http_status`]): the broker refused the data;
+//!   the readings are refused, counted, and the broker's ProblemDetails (`type`, `title`, `detail`)
+//!   logged.
+//! - Every other status (401 / 403 token refused, 404 tenant or endpoint missing, 429, 503
+//!   `LdContextNotAvailable` and other 5xx) and no answer: about the broker, not the data; sent
+//!   again after a back-off, honouring `Retry-After`. Nothing is dropped for them.
 //!
 //! A batch holding several readings of one sensor sends only the latest: an entity holds the current
 //! state, and the older readings are taken once that upsert is.
 
 use super::config::{ContentMode, NgsiLdConfig};
 use crate::http_client;
+use crate::http_status::{self, Advice, Class};
 use crate::sink::{Failure, Outcome, Reason, Sink, SinkTelemetry};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK};
 use reqwest::StatusCode;
@@ -109,15 +112,19 @@ fn judge(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answe
             }
             Err(why) => Answer::Retry(Failure::new(Reason::Server, format!("207 with an unreadable body ({why})"))),
         },
-        401 | 403 => Answer::Reject(Failure::new(Reason::Auth, format!("{status}: {}", problem(body)))),
-        429 | 500..=599 => {
-            let mut f = Failure::new(Reason::Server, format!("{status}: {}", problem(body)));
-            f.retry_after = retry_after;
-            Answer::Retry(f)
-        }
-        _ => Answer::Reject(Failure::new(Reason::Rejected, format!("{status}: {}", problem(body)))),
+        _ => match http_status::failure(status, retry_after, "upsert", &problem(body), &ADVICE) {
+            (Class::Taken, _) => Answer::Taken,
+            (Class::Data, f) => Answer::Reject(f),
+            (Class::Destination(_), f) => Answer::Retry(f),
+        },
     }
 }
+
+/// What an operator changes when a broker refuses us.
+const ADVICE: Advice = Advice {
+    auth: "token refused by the broker: check token_file (or the token variable)",
+    missing: "check url and tenant",
+};
 
 /// A ProblemDetails body (`type`, `title`, `detail`) on one line, or an excerpt of whatever came.
 fn problem(body: &str) -> String {
@@ -221,8 +228,7 @@ impl Sink for NgsiLdSink {
                 self.cfg.address(),
                 self.cfg.context_url
             )),
-            401 | 403 => Err(Failure::new(Reason::Auth, format!("{status}: {}", problem(&body)))),
-            _ => Err(Failure::new(Reason::Server, format!("{status}: {}", problem(&body)))),
+            _ => Err(http_status::failure(status, None, "query", &problem(&body), &ADVICE).1),
         }
     }
 
@@ -257,7 +263,8 @@ mod tests {
         assert!(
             matches!(judge(StatusCode::BAD_REQUEST, None, "{}"), Answer::Reject(f) if f.reason == Reason::Rejected)
         );
-        assert!(matches!(judge(StatusCode::UNAUTHORIZED, None, ""), Answer::Reject(f) if f.reason == Reason::Auth));
+        assert!(matches!(judge(StatusCode::UNAUTHORIZED, None, ""), Answer::Retry(f) if f.reason == Reason::Auth));
+        assert!(matches!(judge(StatusCode::NOT_FOUND, None, ""), Answer::Retry(f) if f.reason == Reason::Missing));
         assert!(matches!(judge(StatusCode::MULTI_STATUS, None, "nope"), Answer::Retry(_)));
     }
 

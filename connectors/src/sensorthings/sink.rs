@@ -35,6 +35,7 @@ use super::{
     FoundThing, RowFate, ENTITY_SETS,
 };
 use crate::http_client::{self, retry_after, transport_failure};
+use crate::http_status::{self, Advice};
 use crate::secret;
 use crate::sink::{Failure, Outcome, Reason, Sink, SinkTelemetry};
 use bytes::Bytes;
@@ -126,22 +127,20 @@ fn entity(set: &str, id: &Value) -> String {
     }
 }
 
-/// The failure of a non-2xx answer, and whether to retry: 5xx and 429 yes, 4xx no.
+/// The failure of a non-2xx answer, and whether to retry: the shared status policy
+/// ([`crate::http_status`]), refusing only what is about the data.
 fn refused(status: StatusCode, wait: Option<Duration>, what: &str, answer: &[u8]) -> (bool, Failure) {
-    let mut message = format!("HTTP {} from {what}: {}", status.as_u16(), error_words(answer));
-    let (retry, reason) = match status.as_u16() {
-        401 | 403 => (false, Reason::Auth),
-        429 => (true, Reason::Server),
-        404 | 405 if what.ends_with("/CreateObservations") => {
-            message.push_str(" (the server does not serve CreateObservations: load FROST's DataArray plugin)");
-            (false, Reason::Rejected)
-        }
-        400..=499 => (false, Reason::Rejected),
-        // 5xx, and what a server should never send (1xx, a redirect not followed): try again later.
-        _ => (true, Reason::Server),
+    let missing = if what.ends_with("/CreateObservations") {
+        "the server does not serve CreateObservations: load FROST's DataArray plugin, or check url"
+    } else {
+        "check url: the SensorThings service root"
     };
-    let retry_after = if retry { wait } else { None };
-    (retry, Failure { retry_after, ..Failure::new(reason, message) })
+    let advice = Advice { auth: "credentials refused by the server: check user and password_file", missing };
+    let (retry, mut failure) = http_status::retry_or_refuse(status, wait, what, &error_words(answer), &advice);
+    if status == StatusCode::METHOD_NOT_ALLOWED && what.ends_with("/CreateObservations") {
+        failure.message.push_str(&format!(" ({missing})"));
+    }
+    (retry, failure)
 }
 
 /// An answer that is not what the protocol promises: the server is failing.
@@ -497,7 +496,7 @@ impl SensorThingsSink {
             } else if let Some(f) = &down {
                 *verdict = Some((true, f.clone()));
             } else if let Err(f) = self.bootstrap_afresh(reading).await {
-                let retry = !matches!(f.reason, Reason::Rejected | Reason::Auth);
+                let retry = !f.reason.is_about_data();
                 let f = Failure { message: format!("sensor {}: {}", reading.sensor_id, f.message), ..f };
                 if retry {
                     down = Some(f.clone());
@@ -655,17 +654,22 @@ mod tests {
         assert_eq!((f.reason, f.retry_after), (Reason::Server, wait));
         let (retry, f) = refused(StatusCode::TOO_MANY_REQUESTS, wait, "GET /v1.1/Things", b"");
         assert_eq!((retry, f.reason, f.retry_after), (true, Reason::Server, wait));
+        // Credentials and a missing endpoint are about the server: retried, never refused.
         let (retry, f) = refused(StatusCode::UNAUTHORIZED, wait, "GET /v1.1/Things", b"");
-        assert_eq!((retry, f.reason, f.retry_after), (false, Reason::Auth, None));
+        assert_eq!((retry, f.reason, f.retry_after), (true, Reason::Auth, wait));
+        assert!(f.message.contains("check user and password_file"), "{}", f.message);
         assert_eq!(refused(StatusCode::FORBIDDEN, None, "x", b"").1.reason, Reason::Auth);
         let body = br#"{"code":400,"type":"error","message":"Invalid unitOfMeasurement."}"#;
         let (retry, f) = refused(StatusCode::BAD_REQUEST, None, "POST /v1.1/Things", body);
         assert!(!retry);
         assert_eq!(f.reason, Reason::Rejected);
-        assert_eq!(f.message, "HTTP 400 from POST /v1.1/Things: Invalid unitOfMeasurement.");
+        assert_eq!(f.message, "POST /v1.1/Things: HTTP 400: Invalid unitOfMeasurement.");
         assert_eq!(refused(StatusCode::UNPROCESSABLE_ENTITY, None, "x", b"").1.reason, Reason::Rejected);
         let (retry, f) = refused(StatusCode::NOT_FOUND, None, "POST /FROST-Server/v1.1/CreateObservations", b"");
-        assert!(!retry);
+        assert_eq!((retry, f.reason), (true, Reason::Missing));
+        assert!(f.message.contains("DataArray plugin"), "{}", f.message);
+        let (retry, f) = refused(StatusCode::METHOD_NOT_ALLOWED, None, "POST /v1.1/CreateObservations", b"");
+        assert_eq!((retry, f.reason), (true, Reason::Server));
         assert!(f.message.contains("DataArray plugin"), "{}", f.message);
     }
 

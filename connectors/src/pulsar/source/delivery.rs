@@ -113,7 +113,14 @@ impl PulsarDelivery {
         self.handle.send(Cmd::Ack);
     }
 
-    /// The message could not be handled now: redeliver it after `redelivery_delay_ms`, or, when it
+    /// The message could not be handled now for a reason that is not its own (a destination down,
+    /// refusing our credentials, missing a tenant): redeliver it after `redelivery_delay_ms`, without
+    /// counting toward `max_redeliveries`, however long the destination stays down.
+    pub fn release(mut self) {
+        self.handle.send(Cmd::Release);
+    }
+
+    /// The message itself was refused (about the data): redeliver it after `redelivery_delay_ms`, or, when it
     /// was already redelivered `max_redeliveries` times, send it to the dead-letter topic with `reason`.
     pub fn nack(mut self, reason: &str) {
         let (payload, key, event_time) = (std::mem::take(&mut self.payload), self.key.take(), self.event_time);
