@@ -1,5 +1,7 @@
 //! Reconnection back-off shared by every connector: exponential from 100 ms to 5 s, and a log
-//! line on the first failure and every 30th after it rather than one per attempt.
+//! line on the first failure, whenever the cause changes (a connection reset, then the password
+//! refused: the second is what the operator must read), and every 30th failure, rather than one
+//! per attempt.
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -11,12 +13,19 @@ const MAX: Duration = Duration::from_secs(5);
 pub struct Backoff {
     delay: Duration,
     failures: u64,
+    /// The cause last logged: the text before the first `:` (a [`crate::sink::Failure`]'s reason).
+    cause: String,
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { delay: FIRST, failures: 0 }
+        Backoff { delay: FIRST, failures: 0, cause: String::new() }
     }
+}
+
+/// The cause a failure's text names first (`auth` of `auth: token refused`).
+fn cause_of(text: &str) -> &str {
+    text.split(':').next().unwrap_or(text).trim()
 }
 
 impl Backoff {
@@ -33,9 +42,12 @@ impl Backoff {
     /// As [`Backoff::failed`], waiting at least `at_least` (a server's `Retry-After`) when given.
     pub async fn failed_after(&mut self, server: &str, error: impl Display, at_least: Option<Duration>) {
         self.failures += 1;
-        if self.failures == 1 || self.failures.is_multiple_of(30) {
+        let text = error.to_string();
+        let new_cause = cause_of(&text) != self.cause;
+        if self.failures == 1 || new_cause || self.failures.is_multiple_of(30) {
+            self.cause = cause_of(&text).to_string();
             tracing::warn!(
-                "{server}: {error} (attempt {}; retrying every {:?} up to {MAX:?})",
+                "{server}: {text} (attempt {}; retrying every {:?} up to {MAX:?})",
                 self.failures,
                 self.delay
             );
@@ -62,5 +74,12 @@ mod tests {
         let t = tokio::time::Instant::now();
         b.failed("test", "down").await;
         assert_eq!(t.elapsed(), FIRST);
+    }
+
+    #[test]
+    fn a_new_cause_is_told_at_once() {
+        assert_eq!(cause_of("auth: HTTP 401: token is inactive"), "auth");
+        assert_eq!(cause_of("connect: reset"), "connect");
+        assert_eq!(cause_of("no colon"), "no colon");
     }
 }

@@ -75,16 +75,22 @@ async fn two_instances_share_the_load_and_keep_each_sensor_in_order() {
 async fn a_target_refusing_credentials_sends_nothing_to_the_dead_letter_topic() {
     let run = Run::new("dist-401").await;
     let mut cfg = run.distribution(&bench_var("BENCH_FROST_URL"), "a");
-    // Budget 2 s x 3 redeliveries: the 20 s refusal spends both many times over.
+    // Budget 2 s x 3 redeliveries: a refusal of 15 s or more spends both many times over.
     cfg.delivery.retry_budget_seconds = 2;
     assert_eq!(cfg.pulsar.max_redeliveries, 3);
     let plain = run.mqtt_plain().await;
-    run.ngsi.refuse_credentials_for(Duration::from_secs(20));
+    run.ngsi.refuse_credentials(true);
     let (stop, task) = run.start(cfg);
     let n = run.simulate("2026-01-17T08:00:00Z", "2026-01-17T08:01:35Z", 1000).await as usize;
     assert_eq!(n, 200);
     let (set, _) = distinct(&plain.wait_for(n, Duration::from_secs(30)).await);
     assert_eq!(set.len(), n, "MQTT keeps receiving while the broker refuses us");
+    // Refused for 15 s after the first refusal at least: many times budget x redeliveries (6 s).
+    let first =
+        wait_for(1, Duration::from_secs(30), || async { run.ngsi.upserts().iter().any(|u| u.1 == 401) as u64 }).await;
+    assert_eq!(first, 1, "the broker refused us");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    run.ngsi.refuse_credentials(false);
     // Once the credentials are accepted again, every sensor's entity reaches its last reading.
     let latest = wait_for(10, Duration::from_secs(120), || async {
         let mut at_end = 0;
@@ -104,7 +110,9 @@ async fn a_target_refusing_credentials_sends_nothing_to_the_dead_letter_topic() 
     let statuses: Vec<u16> = run.ngsi.upserts().iter().map(|u| u.1).collect();
     assert_eq!(latest, 10, "every entity at its last reading: {statuses:?}");
     assert!(statuses.contains(&401), "refused first: {statuses:?}");
-    tokio::time::sleep(Duration::from_secs(3)).await; // the last acknowledgements
+    // Every message acknowledged (the broker's count), then stop.
+    let drained = wait_for(1, Duration::from_secs(60), || async { (run.backlog().await == 0) as u64 }).await;
+    assert_eq!(drained, 1, "the subscription's backlog drains: {} left", run.backlog().await);
     stop.cancel();
     let summary = task.await.unwrap();
     // Redelivered messages may be delivered more than once (at least once): never fewer.

@@ -47,6 +47,21 @@ pub enum Command {
     /// Connect to every configured source and to the store and print one row each (reachable,
     /// TLS, authenticated, topics or bucket usable); exit 1 if any row fails. Consumes nothing.
     Check,
+    /// Write dead letters to the store again once their cause is fixed (a bucket's retention, a
+    /// field type conflict, a producer's topic): each is decoded again as the gateway would now.
+    /// Safe to run twice (the same points); the dead-letter file is only read. Exit 1 if some are
+    /// still refused or the store stays down.
+    Reinject {
+        /// Only dead letters with this reason (repeat for several; e.g. `rejected`, `topic`).
+        #[arg(long = "reason", value_name = "REASON")]
+        reasons: Vec<String>,
+        /// Only dead letters set aside at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = crate::reinject::parse_time)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only dead letters set aside before this time (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = crate::reinject::parse_time)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 impl Cli {

@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod line_files;
 pub mod metrics;
 pub mod ogc;
+pub mod reinject;
 pub mod sources;
 pub mod state;
 pub mod store;

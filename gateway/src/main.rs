@@ -3,7 +3,7 @@
 use clap::Parser;
 use smartcity_connectors::runtime;
 use smartcity_gateway::cli::{Cli, Command};
-use smartcity_gateway::GatewayConfig;
+use smartcity_gateway::{reinject, GatewayConfig};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -34,10 +34,30 @@ async fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    if let Some(Command::Check) = cli.command {
-        let rows = smartcity_gateway::check::check(&cfg).await;
-        print!("{}", smartcity_gateway::check::table(&rows));
-        return if rows.iter().any(|r| r.result.is_err()) { ExitCode::from(1) } else { ExitCode::SUCCESS };
+    match cli.command {
+        Some(Command::Check) => {
+            let rows = smartcity_gateway::check::check(&cfg).await;
+            print!("{}", smartcity_gateway::check::table(&rows));
+            return if rows.iter().any(|r| r.result.is_err()) { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+        Some(Command::Reinject { reasons, since, until }) => {
+            let selection = reinject::Selection { reasons, since, until };
+            return match reinject::reinject(&cfg, &reinject::files(&cfg), &selection).await {
+                Ok(report) => {
+                    println!("{report}");
+                    if report.refused.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        None => {}
     }
     match smartcity_gateway::run(cfg, runtime::shutdown_on_signals()).await {
         Ok(()) => ExitCode::SUCCESS,

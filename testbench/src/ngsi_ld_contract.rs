@@ -15,8 +15,9 @@
 //! It keeps what it accepted (merged attribute by attribute, as `options=update` does) so that tests
 //! read entities back with `GET /ngsi-ld/v1/entities/{id}` and `GET /ngsi-ld/v1/entities?type=`.
 //! Faults can be injected: the next N upserts answer 503, or 400, or a 207 failing chosen entities;
-//! and for a while every upsert answers 401 with `WWW-Authenticate: Bearer` (RFC 6750), as the
-//! brokers' PEP proxies (Kong, Wilma) and Stellio's Keycloak answer a token that is no longer valid.
+//! and, while told to refuse credentials, every upsert answers 401 with `WWW-Authenticate: Bearer`
+//! (RFC 6750), as the brokers' PEP proxies (Kong, Wilma) and Stellio's Keycloak answer a token that
+//! is no longer valid.
 //! The `legacy_207` flavour answers a mixed create/update with Orion-LD's legacy 207 and an empty
 //! `errors` list instead of 201.
 
@@ -75,8 +76,8 @@ struct Inner {
     /// Every upsert received: (entity ids in the body, status answered).
     upserts: Vec<(Vec<String>, u16)>,
     legacy_207: bool,
-    /// Until then, every upsert is refused with 401 (the client's credentials are invalid).
-    refuse_until: Option<std::time::Instant>,
+    /// While set, every upsert is refused with 401 (the client's credentials are invalid).
+    refuse_credentials: bool,
 }
 
 /// A running contract server.
@@ -110,9 +111,10 @@ impl ContractServer {
         self.inner.lock().unwrap().faults.extend(faults);
     }
 
-    /// Every upsert answers 401 for `period` from now, as when the client's token was revoked.
-    pub fn refuse_credentials_for(&self, period: std::time::Duration) {
-        self.inner.lock().unwrap().refuse_until = Some(std::time::Instant::now() + period);
+    /// From now on every upsert answers 401 (`true`), as when the client's token was revoked, or
+    /// the credentials are accepted again (`false`).
+    pub fn refuse_credentials(&self, refuse: bool) {
+        self.inner.lock().unwrap().refuse_credentials = refuse;
     }
 
     /// Every upsert so far: (entity ids, status).
@@ -181,7 +183,7 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
         entities.iter().map(|e| e.get("id").and_then(Value::as_str).unwrap_or("").to_string()).collect();
     let mut inner = inner.lock().unwrap();
     let status = |code: StatusCode, inner: &mut Inner| inner.upserts.push((ids.clone(), code.as_u16()));
-    if inner.refuse_until.is_some_and(|t| std::time::Instant::now() < t) {
+    if inner.refuse_credentials {
         status(StatusCode::UNAUTHORIZED, &mut inner);
         let body = json!({"error": "invalid_token", "error_description": "the access token expired"});
         let headers = [("content-type", "application/json"), ("www-authenticate", "Bearer error=\"invalid_token\"")];

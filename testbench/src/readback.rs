@@ -220,17 +220,29 @@ impl Influx {
         .await;
     }
 
-    /// Deletes the bucket `name` and everything in it, as an operator would by mistake.
-    pub async fn delete_bucket(&self, name: &str) {
+    async fn bucket_id(&self, name: &str) -> String {
         let found =
             self.call(self.api(reqwest::Method::GET, "/api/v2/buckets").query(&[("name", name)]), 200, "buckets").await;
-        let id = found["buckets"][0]["id"].as_str().unwrap_or_else(|| panic!("bucket {name} not found: {found}"));
-        self.call(
-            self.api(reqwest::Method::DELETE, &format!("/api/v2/buckets/{id}")),
-            204,
-            &format!("deleting {name}"),
-        )
-        .await;
+        found["buckets"][0]["id"].as_str().unwrap_or_else(|| panic!("bucket {name} not found: {found}")).to_string()
+    }
+
+    /// Deletes the bucket `name` and everything in it, as an operator would by mistake.
+    pub async fn delete_bucket(&self, name: &str) {
+        let id = self.bucket_id(name).await;
+        let what = format!("deleting {name}");
+        self.call(self.api(reqwest::Method::DELETE, &format!("/api/v2/buckets/{id}")), 204, &what).await;
+    }
+
+    /// Sets the retention of the bucket `name` (0: forever). InfluxDB refuses points older than it.
+    pub async fn set_retention(&self, name: &str, seconds: u64) {
+        let id = self.bucket_id(name).await;
+        let rules = match seconds {
+            0 => serde_json::json!([{"type": "expire", "everySeconds": 0}]),
+            s => serde_json::json!([{"type": "expire", "everySeconds": s, "shardGroupDurationSeconds": s.min(3600)}]),
+        };
+        let body = serde_json::json!({"retentionRules": rules});
+        self.call(self.api(reqwest::Method::PATCH, &format!("/api/v2/buckets/{id}")).json(&body), 200, "retention")
+            .await;
     }
 
     /// A token of its own for a client: read and write on every bucket of the bench org (so that a

@@ -111,7 +111,11 @@ async fn a_token_inactive_for_a_while_costs_a_wait_not_a_reading() {
     fanout.add(sink(&bucket, &token, false), "influxdb".into(), QueueConfig::default(), telemetry.clone());
     let batch = readings();
     fanout.publish(batch.clone().into()).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while telemetry.errors_total() < 3 {
+        assert!(std::time::Instant::now() < deadline, "three refused attempts");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(!telemetry.is_up(), "down while the token is inactive");
     let down = metrics.down.with_label_values(&["influxdb", "auth"]).get();
     assert_eq!(down, 1, "down for its credentials");

@@ -170,13 +170,19 @@ async fn credentials_refused_for_a_while_cost_a_wait_not_a_reading() {
     let cfg = config(&server, ContentMode::Json);
     let batch: Arc<[Reading]> =
         tick(&mut ReadingStream::new(Catalogue::default_ten(), 4), "2026-01-13T14:00:00Z").into();
-    server.refuse_credentials_for(Duration::from_secs(4));
+    server.refuse_credentials(true);
     let (sink, telemetry) = sink(&cfg);
     let mut fanout = FanOut::new();
     fanout.add(sink, cfg.address(), QueueConfig::default(), telemetry.clone());
     fanout.publish(batch.clone()).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let refused = || server.upserts().iter().filter(|u| u.1 == 401).count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while refused() < 3 {
+        assert!(std::time::Instant::now() < deadline, "three refused attempts: {:?}", server.upserts());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(!telemetry.is_up(), "down while refused");
+    server.refuse_credentials(false);
     assert_eq!(fanout.close(Duration::from_secs(30)).await, 0, "nothing left unsent");
     assert_eq!((telemetry.published_total(), telemetry.dropped_total()), (10, 0));
     let statuses: Vec<u16> = server.upserts().iter().map(|u| u.1).collect();

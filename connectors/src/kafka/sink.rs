@@ -47,7 +47,13 @@ impl ClientContext for Context {
         // where `classify` would take it for a TLS problem.
         let code = error.rdkafka_error_code();
         let why = reason_of(code, &raw);
-        let message = tidy(&raw);
+        let mut message = tidy(&raw);
+        if why == Reason::Auth {
+            // What the operator changes; the readings wait meanwhile (docs/failures.md).
+            message.push_str(
+                " (the brokers refused our login or a permission: check username, password_file and the ACLs)",
+            );
+        }
         self.telemetry.error(why);
         self.telemetry.set_down(why);
         self.log.emit(tracing::Level::ERROR, &message);

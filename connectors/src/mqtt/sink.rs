@@ -156,7 +156,13 @@ fn connection_failure(e: &ConnectionError) -> Failure {
         ConnectionError::Tls(_) => Reason::Tls,
         other => classify(&other.to_string()),
     };
-    Failure::new(reason, e.to_string())
+    match reason {
+        // What the operator changes; the readings wait meanwhile (docs/failures.md).
+        Reason::Auth => {
+            Failure::new(reason, format!("{e} (the broker refused our login: check username and password_file)"))
+        }
+        _ => Failure::new(reason, e.to_string()),
+    }
 }
 
 fn lock(t: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {

@@ -118,6 +118,19 @@ interval_seconds = 0
         cfg
     }
 
+    /// Messages of this run's subscription not yet acknowledged, over its six topics (admin API).
+    pub async fn backlog(&self) -> u64 {
+        let mut total = 0;
+        for kind in smartcity_model::SensorKind::ALL {
+            let topic = self.topic(kind.pulsar_suffix());
+            let path = topic.replace("persistent://", "persistent/");
+            let url = format!("{}/admin/v2/{path}/stats", bench_var("BENCH_PULSAR_ADMIN_URL"));
+            let stats: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap_or_default();
+            total += stats["subscriptions"][format!("{}-sub", self.names.run)]["msgBacklog"].as_u64().unwrap_or(0);
+        }
+        total
+    }
+
     /// Starts a distribution instance in this process.
     pub fn start(&self, cfg: DistributionConfig) -> (CancellationToken, JoinHandle<Summary>) {
         let stop = CancellationToken::new();
