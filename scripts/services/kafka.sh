@@ -2,6 +2,8 @@
 #   127.0.0.1:9092  PLAINTEXT  no auth (also the inter-broker listener)
 #   127.0.0.1:9093  CONTROLLER KRaft quorum, internal
 #   127.0.0.1:9094  SASL_SSL   TLS with the bench server certificate (certs.sh) + SASL/PLAIN user/password
+#   127.0.0.1:9095  SASL_PLAINTEXT with SCRAM-SHA-256: users and passwords live in the cluster metadata and
+#                   change at runtime (kafka-scram-user.sh), as an operator rotates a credential
 #
 # Non-obvious settings:
 # - The jars come from a tiny generated POM (kafka_2.13 + a reload4j logging binding: Kafka 3.x's broker
@@ -16,6 +18,10 @@
 #   auto.create.topics.enable stays on (the REST bridge and quick tests produce to new topics).
 # - Readiness: `kcat -L` (Debian kcat, a librdkafka client) must get metadata naming broker 1 on BOTH the
 #   plain and the SASL_SSL listener (TLS verified against the bench CA, SASL login done), not just an open port.
+# - The SCRAM listener closes a connection whose login is older than 5 s unless the client logs in again
+#   (connections.max.reauth.ms, KIP-368): a changed password takes effect on open connections within 5 s,
+#   as it would in production within the broker's setting, instead of only on new connections.
+#   Its first user is made when the storage is formatted (--add-scram); readiness logs in with it.
 
 source "$REPO_ROOT/scripts/services/certs.sh"
 
@@ -24,6 +30,7 @@ KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
 KAFKA_SASL_PORT=9094
 KAFKA_SASL_USER=bench
+KAFKA_SCRAM_PORT=9095
 KAFKA_DIR="$BENCH_DATA/kafka"
 SVC_READY_TIMEOUT=90
 
@@ -54,7 +61,7 @@ svc_install() {
 svc_start() {
   stop_pid kafka   # a recorded but unready broker of ours: replace it
   local port
-  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT"; do require_port_free "$port"; done
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT" "$KAFKA_SCRAM_PORT"; do require_port_free "$port"; done
   bench_certs
   rm -rf "$KAFKA_DIR"
   mkdir -p "$KAFKA_DIR/logs"
@@ -71,9 +78,9 @@ svc_start() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT,SCRAM://127.0.0.1:$KAFKA_SCRAM_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT,SCRAM://127.0.0.1:$KAFKA_SCRAM_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SCRAM:SASL_PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 
@@ -83,6 +90,10 @@ listener.name.sasl_ssl.ssl.keystore.type=PEM
 listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_DIR/server-keystore.pem
 listener.name.sasl_ssl.ssl.client.auth=none
 ssl.enabled.protocols=TLSv1.3,TLSv1.2
+
+listener.name.scram.sasl.enabled.mechanisms=SCRAM-SHA-256
+listener.name.scram.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.scram.connections.max.reauth.ms=5000
 
 log.dirs=$KAFKA_DIR/logs
 num.partitions=1
@@ -116,6 +127,7 @@ EOF
   log "formatting kafka storage (cluster $cluster_id)"
   java -Xmx256m -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -cp "$cp" kafka.tools.StorageTool \
     format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" --ignore-formatted \
+    --add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$password]" \
     >>"$BENCH_LOGS/kafka.log" 2>&1 || { tail -n 20 "$BENCH_LOGS/kafka.log" >&2; die "kafka storage format failed"; }
 
   start_bg kafka java -Xms256m -Xmx768m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
@@ -133,7 +145,16 @@ svc_ready() {
   kafka_metadata -b "127.0.0.1:$KAFKA_PORT" || return 1
   kafka_metadata -b "127.0.0.1:$KAFKA_SASL_PORT" -X security.protocol=SASL_SSL -X sasl.mechanisms=PLAIN \
     -X sasl.username="$KAFKA_SASL_USER" -X sasl.password="$(cat "$KAFKA_DIR/sasl-password.txt")" \
-    -X ssl.ca.location="$BENCH_CERTS/ca.pem"
+    -X ssl.ca.location="$BENCH_CERTS/ca.pem" || return 1
+  kafka_metadata -b "127.0.0.1:$KAFKA_SCRAM_PORT" -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=SCRAM-SHA-256 \
+    -X sasl.username="$KAFKA_SASL_USER" -X sasl.password="$(cat "$KAFKA_DIR/sasl-password.txt")"
+}
+
+# kafka_scram_user USER PASSWORD: creates USER on the SCRAM listener or changes its password, at runtime.
+kafka_scram_user() {
+  java -Xmx128m -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -cp "$(kafka_classpath)" \
+    kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter --entity-type users \
+    --entity-name "$1" --add-config "SCRAM-SHA-256=[iterations=4096,password=$2]"
 }
 
 svc_env() {
@@ -142,6 +163,7 @@ BENCH_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
 BENCH_KAFKA_SASL_BOOTSTRAP=127.0.0.1:$KAFKA_SASL_PORT
 BENCH_KAFKA_SASL_USER=$KAFKA_SASL_USER
 BENCH_KAFKA_SASL_PASSWORD=$(cat "$KAFKA_DIR/sasl-password.txt")
+BENCH_KAFKA_SCRAM_BOOTSTRAP=127.0.0.1:$KAFKA_SCRAM_PORT
 BENCH_KAFKA_TLS_CA=$BENCH_CERTS/ca.pem
 EOF
 }
