@@ -156,11 +156,32 @@ pub fn written(answer: &[u8], records: usize) -> Result<Vec<Written>, String> {
             };
             match o.error_code {
                 None => Written::Taken,
-                Some(1) => Written::Rejected(words()),
+                // Non-retriable covers authorization failures too: those are about the destination
+                // and must never drop a record (docs/failures.md).
+                Some(1) if !about_the_destination(o.error.as_deref().unwrap_or("")) => Written::Rejected(words()),
                 Some(_) => Written::Retry(words()),
             }
         })
         .collect())
+}
+
+/// Whether a non-retriable Kafka error, in the proxy's words, is about the topic or our rights to it
+/// (`TopicAuthorizationException`, `UnknownTopicOrPartitionException`, `InvalidTopicException`) rather
+/// than about the record itself (`RecordTooLargeException`, `InvalidRecordException`).
+fn about_the_destination(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    [
+        "authoriz",
+        "not authorized",
+        "unknowntopic",
+        "unknown topic",
+        "invalidtopic",
+        "invalid topic",
+        "sasl",
+        "authentic",
+    ]
+    .iter()
+    .any(|w| e.contains(w))
 }
 
 #[derive(Deserialize)]
@@ -253,6 +274,11 @@ mod tests {
         assert_eq!(batch[traffic.indices[0]].kind(), SensorKind::Traffic);
         assert!(written(answer.as_bytes(), traffic.indices.len() + 1).is_err(), "wrong length");
         assert!(written(b"<html>", 1).is_err());
+        // Non-retriable, but about our rights to the topic: retried, never dropped.
+        let denied = r#"{"offsets":[{"partition":null,"offset":null,"error_code":1,"error":"Not authorized to access topics: [x]"}]}"#;
+        assert!(
+            matches!(&written(denied.as_bytes(), 1).unwrap()[0], Written::Retry(m) if m.contains("Not authorized"))
+        );
     }
 
     #[test]
