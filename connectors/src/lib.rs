@@ -25,6 +25,7 @@ pub mod sensorthings;
 pub mod sink;
 pub mod sinks;
 pub mod source;
+pub mod sources;
 pub mod spool;
 pub mod tls;
 

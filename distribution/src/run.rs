@@ -23,6 +23,7 @@ use smartcity_connectors::metrics::{self, SinkMetrics, SourceMetrics};
 use smartcity_connectors::pulsar::{PulsarDelivery, PulsarSource};
 use smartcity_connectors::sink::{Failure, Sink, SinkTelemetry};
 use smartcity_connectors::sinks::AnySink;
+use smartcity_connectors::sources::SourceConfig;
 use smartcity_model::codec::json;
 use smartcity_model::Reading;
 use std::sync::Arc;
@@ -147,11 +148,12 @@ pub async fn check(cfg: &DistributionConfig) -> Result<Vec<CheckRow>, DistError>
             CheckRow { name, protocol, address, result }
         },
     );
+    let source = SourceConfig::Pulsar(&cfg.pulsar);
     let mut rows = vec![CheckRow {
-        name: cfg.pulsar.name.clone(),
-        protocol: "pulsar",
-        address: cfg.pulsar.address(),
-        result: smartcity_connectors::pulsar::check_source(&cfg.pulsar).await,
+        name: source.name().to_string(),
+        protocol: source.protocol(),
+        address: source.address(),
+        result: source.check().await,
     }];
     rows.extend(futures::future::join_all(checks).await);
     Ok(rows)

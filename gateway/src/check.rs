@@ -4,14 +4,10 @@
 use crate::config::GatewayConfig;
 use crate::dead_letter::DeadLetterFile;
 use crate::store::Store;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use smartcity_connectors::kafka::KafkaSink;
-use smartcity_connectors::kafka::KafkaSourceConfig;
-use smartcity_connectors::kafka_rest::KafkaRestSourceConfig;
 use smartcity_connectors::metrics::{self, SinkMetrics};
 use smartcity_connectors::mqtt::MqttSink;
 use smartcity_connectors::sink::{Failure, Reason, Sink, SinkTelemetry};
-use std::time::Duration;
 
 /// One checked server.
 pub struct CheckRow {
@@ -25,22 +21,9 @@ pub async fn check(cfg: &GatewayConfig) -> Vec<CheckRow> {
     let sink_metrics = SinkMetrics::register(&registry, "check");
     let mut rows = Vec::new();
     let text = |r: Result<String, Failure>| r.map_err(|f| f.to_string());
-    for m in cfg.mqtt.iter().filter(|m| m.enabled) {
-        let sink = MqttSink::new(m, SinkTelemetry::new(&sink_metrics, &m.name));
-        let result = probe(sink, format!("connected to {}, would subscribe to {}/#", m.url(), m.topic_prefix)).await;
-        rows.push(CheckRow { name: m.name.clone(), role: "mqtt source", result });
-    }
-    for k in cfg.kafka.iter().filter(|k| k.enabled) {
-        let result = check_kafka(k).await;
-        rows.push(CheckRow { name: k.name.clone(), role: "kafka source", result });
-    }
-    for k in cfg.kafka_rest.iter().filter(|k| k.enabled) {
-        let result = check_kafka_rest(k).await;
-        rows.push(CheckRow { name: k.name.clone(), role: "kafka_rest source", result });
-    }
-    for p in &cfg.pulsar {
-        let result = text(smartcity_connectors::pulsar::check_source(p).await);
-        rows.push(CheckRow { name: p.name.clone(), role: "pulsar source", result });
+    for source in cfg.sources() {
+        let result = text(source.check().await);
+        rows.push(CheckRow { name: source.name().to_string(), role: source.role(), result });
     }
     let result = match Store::new(cfg, &registry) {
         Ok(mut store) => text(store.check().await),
@@ -69,43 +52,6 @@ async fn probe<S: Sink>(sink: Result<S, String>, success: String) -> Result<Stri
     let checked = sink.check().await;
     sink.close().await;
     checked.map(|_| success).map_err(|f| f.to_string())
-}
-
-/// Asks the cluster for its topics: reachable, TLS and SASL accepted, and which topics exist yet.
-async fn check_kafka(cfg: &KafkaSourceConfig) -> Result<String, String> {
-    let client_config = cfg.client_config()?;
-    let (address, wanted) = (cfg.address(), cfg.topics());
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = client_config.create().map_err(|e| e.to_string())?;
-        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).map_err(|e| format!("{address}: {e}"))?;
-        let present: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
-        let found = wanted.iter().filter(|t| present.contains(&t.as_str())).count();
-        Ok(format!(
-            "connected to {address} ({} brokers), {found} of the {} topics exist (the others are read once created)",
-            metadata.brokers().len(),
-            wanted.len()
-        ))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-/// Lists the proxy's topics: reachable, TLS and credentials accepted.
-async fn check_kafka_rest(cfg: &KafkaRestSourceConfig) -> Result<String, String> {
-    let client = smartcity_connectors::http_client::client(cfg.tls.as_ref(), Duration::from_secs(cfg.timeout_seconds))?;
-    let url = format!("{}/topics", cfg.url.trim_end_matches('/'));
-    let mut request = client.get(&url).header("Accept", smartcity_connectors::kafka_rest::V2);
-    if let Some(user) = &cfg.username {
-        let password = smartcity_connectors::secret::read(&cfg.password_env, cfg.password_file.as_deref())?;
-        request = request.basic_auth(user, password);
-    }
-    let response = request.send().await.map_err(|e| format!("{}: {e}", cfg.url))?;
-    let status = response.status();
-    if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
-        return Err(format!("GET {url}: {status} {}", body.chars().take(200).collect::<String>()));
-    }
-    Ok(format!("the proxy at {} answers (group `{}`)", cfg.url, cfg.group))
 }
 
 /// The rows as a table: `OK`/`FAIL`, name, role, then what was checked or what failed.

@@ -8,6 +8,7 @@ use smartcity_connectors::kafka::{KafkaConfig, KafkaSourceConfig};
 use smartcity_connectors::kafka_rest::KafkaRestSourceConfig;
 use smartcity_connectors::mqtt::MqttConfig;
 use smartcity_connectors::pulsar::PulsarSourceConfig;
+use smartcity_connectors::sources::SourceConfig;
 use smartcity_connectors::spool::SpoolConfig;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -281,13 +282,18 @@ impl GatewayConfig {
         self.influxdb.as_ref().filter(|i| i.enabled)
     }
 
+    /// The enabled sources, whatever their protocol, in config order.
+    pub fn sources(&self) -> Vec<SourceConfig<'_>> {
+        let mqtt = self.mqtt.iter().map(SourceConfig::Mqtt);
+        let kafka = self.kafka.iter().map(SourceConfig::Kafka);
+        let rest = self.kafka_rest.iter().map(SourceConfig::KafkaRest);
+        let pulsar = self.pulsar.iter().map(SourceConfig::Pulsar);
+        mqtt.chain(kafka).chain(rest).chain(pulsar).filter(SourceConfig::enabled).collect()
+    }
+
     /// Names of the enabled sources, in config order.
     pub fn source_names(&self) -> Vec<String> {
-        let mqtt = self.mqtt.iter().filter(|c| c.enabled).map(|c| c.name.clone());
-        let kafka = self.kafka.iter().filter(|c| c.enabled).map(|c| c.name.clone());
-        let rest = self.kafka_rest.iter().filter(|c| c.enabled).map(|c| c.name.clone());
-        let pulsar = self.pulsar.iter().map(|c| c.name.clone());
-        mqtt.chain(kafka).chain(rest).chain(pulsar).collect()
+        self.sources().iter().map(|s| s.name().to_string()).collect()
     }
 
     pub fn validate(&self, path: Option<&Path>) -> Result<(), ConfigError> {

@@ -7,8 +7,9 @@ use crate::metrics::GatewayMetrics;
 use smartcity_connectors::kafka::KafkaSource;
 use smartcity_connectors::kafka_rest::KafkaRestSource;
 use smartcity_connectors::mqtt::MqttSource;
-use smartcity_connectors::pulsar::{PulsarDelivery, PulsarSource};
+use smartcity_connectors::pulsar::{PulsarDelivery, PulsarSource, PulsarSourceConfig};
 use smartcity_connectors::source::Message;
+use smartcity_connectors::sources::SourceConfig;
 use smartcity_model::SensorKind;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,50 +65,57 @@ pub fn start(
     stop: &CancellationToken,
     tasks: &mut JoinSet<Result<(), String>>,
 ) -> Result<(), String> {
-    for m in cfg.mqtt.iter().filter(|m| m.enabled) {
-        metrics.source_started(&m.name);
-        let source = MqttSource::new(m.clone(), metrics.source.clone());
-        let (out, stop, url, name) = (out.clone(), stop.clone(), m.url(), m.name.clone());
-        tasks.spawn(
-            async move { source.run(out, stop).await.map_err(|e| format!("mqtt source `{name}` ({url}): {e}")) },
-        );
-    }
-    for k in cfg.kafka.iter().filter(|k| k.enabled) {
-        metrics.source_started(&k.name);
-        // Its errors name the source already.
-        let source = KafkaSource::new(k.clone(), metrics.source.clone())?
-            .with_lag_gauge(metrics.kafka_lag.with_label_values(&[&k.name]));
+    for source in cfg.sources() {
+        metrics.source_started(source.name());
         let (out, stop) = (out.clone(), stop.clone());
-        tasks.spawn(async move { source.run(out, stop).await.map_err(|e| e.to_string()) });
-    }
-    for k in cfg.kafka_rest.iter().filter(|k| k.enabled) {
-        metrics.source_started(&k.name);
-        let source = KafkaRestSource::new(k.clone(), metrics.source.clone())?;
-        let (out, stop) = (out.clone(), stop.clone());
-        tasks.spawn(async move { source.run(out, stop).await.map_err(|e| e.to_string()) });
-    }
-    for p in &cfg.pulsar {
-        metrics.source_started(&p.name);
-        let source = PulsarSource::new(p.clone(), metrics.source.clone())?;
-        let backlog = metrics.pulsar_backlog.with_label_values(&[&p.name]);
-        tasks.spawn({
-            let (cfg, stop) = (p.clone(), stop.clone());
-            async move {
-                tokio::select! {
-                    _ = smartcity_connectors::pulsar::backlog::watch(cfg, backlog, std::time::Duration::from_secs(5)) => {}
-                    _ = stop.cancelled() => {}
-                }
-                Ok(())
+        match source {
+            SourceConfig::Mqtt(m) => {
+                let running = MqttSource::new(m.clone(), metrics.source.clone());
+                let (url, name) = (m.url(), m.name.clone());
+                tasks.spawn(async move {
+                    running.run(out, stop).await.map_err(|e| format!("mqtt source `{name}` ({url}): {e}"))
+                });
             }
-        });
-        let (deliveries, rx) = mpsc::channel(256);
-        let name: Arc<str> = p.name.clone().into();
-        tasks.spawn(forward_pulsar(rx, out.clone(), name.clone()));
-        let stop = stop.clone();
-        tasks.spawn(
-            async move { source.run(deliveries, stop).await.map_err(|e| format!("pulsar source `{name}`: {e}")) },
-        );
+            SourceConfig::Kafka(k) => {
+                // Its errors name the source already.
+                let running = KafkaSource::new(k.clone(), metrics.source.clone())?
+                    .with_lag_gauge(metrics.kafka_lag.with_label_values(&[&k.name]));
+                tasks.spawn(async move { running.run(out, stop).await.map_err(|e| e.to_string()) });
+            }
+            SourceConfig::KafkaRest(k) => {
+                let running = KafkaRestSource::new(k.clone(), metrics.source.clone())?;
+                tasks.spawn(async move { running.run(out, stop).await.map_err(|e| e.to_string()) });
+            }
+            SourceConfig::Pulsar(p) => start_pulsar(p, metrics, out, stop, tasks)?,
+        }
     }
+    Ok(())
+}
+
+/// The Pulsar source, its backlog watcher, and the task that hands its deliveries on as messages.
+fn start_pulsar(
+    p: &PulsarSourceConfig,
+    metrics: &GatewayMetrics,
+    out: mpsc::Sender<Message>,
+    stop: CancellationToken,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> Result<(), String> {
+    let source = PulsarSource::new(p.clone(), metrics.source.clone())?;
+    let backlog = metrics.pulsar_backlog.with_label_values(&[&p.name]);
+    tasks.spawn({
+        let (cfg, stop) = (p.clone(), stop.clone());
+        async move {
+            tokio::select! {
+                _ = smartcity_connectors::pulsar::backlog::watch(cfg, backlog, std::time::Duration::from_secs(5)) => {}
+                _ = stop.cancelled() => {}
+            }
+            Ok(())
+        }
+    });
+    let (deliveries, rx) = mpsc::channel(256);
+    let name: Arc<str> = p.name.clone().into();
+    tasks.spawn(forward_pulsar(rx, out, name.clone()));
+    tasks.spawn(async move { source.run(deliveries, stop).await.map_err(|e| format!("pulsar source `{name}`: {e}")) });
     Ok(())
 }
 

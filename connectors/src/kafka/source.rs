@@ -40,6 +40,30 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+/// Asks the cluster for its metadata as the source's consumer would (reachable, TLS and SASL
+/// accepted) and says which of its topics exist yet. Joins no group, reads nothing.
+pub async fn check(cfg: &KafkaSourceConfig) -> Result<String, crate::sink::Failure> {
+    let client_config = cfg.client_config().map_err(|e| crate::sink::Failure::new(crate::sink::classify(&e), e))?;
+    let (address, wanted) = (cfg.address(), cfg.topics());
+    let answer = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client_config.create().map_err(|e| super::describe(&e))?;
+        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).map_err(|e| super::describe(&e))?;
+        let present: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+        let found = wanted.iter().filter(|t| present.contains(&t.as_str())).count();
+        Ok(format!(
+            "connected to {address} ({} brokers), {found} of the {} topics exist (the others are read once created)",
+            metadata.brokers().len(),
+            wanted.len()
+        ))
+    })
+    .await;
+    match answer {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err((reason, message))) => Err(crate::sink::Failure::new(reason, format!("{}: {message}", cfg.address()))),
+        Err(e) => Err(crate::sink::Failure::new(crate::sink::Reason::Server, e.to_string())),
+    }
+}
+
 /// How long a stopping source waits for the acknowledgements of the messages it handed on.
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
 

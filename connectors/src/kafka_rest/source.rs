@@ -47,6 +47,29 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+/// Lists the proxy's topics as the source would ask (reachable, TLS and credentials accepted).
+/// Creates no consumer instance, reads nothing.
+pub async fn check(cfg: &KafkaRestSourceConfig) -> Result<String, crate::sink::Failure> {
+    use crate::sink::{classify, Failure};
+    let setup = |e: String| Failure::new(classify(&e), e);
+    let client =
+        http_client::client(cfg.tls.as_ref(), std::time::Duration::from_secs(cfg.timeout_seconds)).map_err(setup)?;
+    let url = format!("{}/topics", cfg.url.trim_end_matches('/'));
+    let mut request = client.get(&url).header(ACCEPT, V2);
+    if let Some(user) = &cfg.username {
+        request =
+            request.basic_auth(user, secret::read(&cfg.password_env, cfg.password_file.as_deref()).map_err(setup)?);
+    }
+    let response = request.send().await.map_err(|e| transport_failure(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        let words = super::error_words(&response.bytes().await.unwrap_or_default());
+        let advice = crate::http_status::Advice { auth: "check user and password_file", missing: "check url" };
+        return Err(crate::http_status::failure(status, None, &format!("GET {url}"), &words, &advice).1);
+    }
+    Ok(format!("the proxy at {} answers (group `{}`)", cfg.url, cfg.group))
+}
+
 type Shared = Arc<Mutex<Commits>>;
 type InFlight<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A commit request: the points sent, and what came of it.

@@ -9,7 +9,7 @@
 use super::config::MqttConfig;
 use crate::retry::Backoff;
 use crate::sink::{classify, Failure, Outcome, Reason, Sink, SinkTelemetry};
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use smartcity_model::{codec::json, Reading};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -115,24 +115,7 @@ impl Sink for MqttSink {
     }
 
     async fn check(&mut self) -> Result<String, Failure> {
-        // A client of its own, with another id and a clean session: connecting with our id would
-        // take over (and with a clean session, wipe) the session of the running publisher.
-        let mut options = self.options.clone();
-        options.set_client_id(format!("{}-check", self.cfg.client_id)).set_clean_session(true);
-        let (client, mut event_loop) = AsyncClient::new(options, 10);
-        let answer = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match event_loop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) => return Err(connection_failure(&e)),
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| Err(Failure::new(Reason::Timeout, "no CONNACK within 10 s")));
-        let _ = client.disconnect().await;
-        answer?;
+        probe_login(&self.options, &self.cfg.client_id).await?;
         let tls = if self.cfg.tls.is_some() { "TLS verified, " } else { "" };
         let user = self.cfg.username.as_deref().map_or("anonymous".to_string(), |u| format!("authenticated as {u}"));
         Ok(format!("connected to {} ({tls}{user}), publishing under {}/", self.cfg.url(), self.cfg.topic_prefix))
@@ -144,6 +127,28 @@ impl Sink for MqttSink {
             let _ = tokio::time::timeout(Duration::from_secs(2), event_loop).await;
         }
     }
+}
+
+/// Connects and disconnects once, with a client of its own (`{client_id}-check`, a clean session):
+/// connecting with the running client's id would take over (and with a clean session, wipe) its
+/// session. `Ok` once the broker accepted the login.
+pub(crate) async fn probe_login(options: &MqttOptions, client_id: &str) -> Result<(), Failure> {
+    let mut options = options.clone();
+    options.set_client_id(format!("{client_id}-check")).set_clean_session(true);
+    let (client, mut event_loop) = AsyncClient::new(options, 10);
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match event_loop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(connection_failure(&e)),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(Failure::new(Reason::Timeout, "no CONNACK within 10 s")));
+    let _ = client.disconnect().await;
+    answer
 }
 
 /// A connection error as a failure a user can act on.

@@ -16,6 +16,7 @@ use super::acks::AckOrder;
 use super::config::MqttConfig;
 use crate::metrics::SourceMetrics;
 use crate::retry::Backoff;
+use crate::sink::{classify, Failure};
 use crate::source::Message;
 use crate::SinkError;
 use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
@@ -33,6 +34,16 @@ pub const BUFFER_LIMIT: usize = 1000;
 /// Largest incoming packet; beyond it (and beyond the broker's own `message_size_limit`, which
 /// should be lower) a message cannot be received at all.
 pub const INCOMING_LIMIT: usize = 32 << 20;
+
+/// Connects as the source would (under another client id, with a clean session, so the running
+/// subscriber's session is left alone) and disconnects: reachable, TLS, login. Subscribes to nothing.
+pub async fn check(cfg: &MqttConfig) -> Result<String, Failure> {
+    let options = cfg.options().map_err(|e| Failure::new(classify(&e), e))?;
+    super::sink::probe_login(&options, &cfg.client_id).await?;
+    let tls = if cfg.tls.is_some() { "TLS verified, " } else { "" };
+    let user = cfg.username.as_deref().map_or("anonymous".to_string(), |u| format!("authenticated as {u}"));
+    Ok(format!("connected to {} ({tls}{user}), would subscribe to {}/#", cfg.url(), cfg.topic_prefix))
+}
 
 /// What the request task is asked to do, by the event loop and by the messages' acknowledgements.
 enum Request {
