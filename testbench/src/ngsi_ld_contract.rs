@@ -18,6 +18,10 @@
 //! and, while told to refuse credentials, every upsert answers 401 with `WWW-Authenticate: Bearer`
 //! (RFC 6750), as the brokers' PEP proxies (Kong, Wilma) and Stellio's Keycloak answer a token that
 //! is no longer valid.
+//! A query naming a tenant nothing was written into yet answers 404 `TenantNotFound`, as Orion-LD
+//! and Stellio do (a tenant is created by its first write). Batch errors come in the
+//! specification's dialect (`entityId`, `error`) or, after [`ContractServer::answer_like_scorpio`],
+//! in Scorpio's (`id`, `ProblemDetails`, no `success` when every item failed).
 //! The `legacy_207` flavour answers a mixed create/update with Orion-LD's legacy 207 and an empty
 //! `errors` list instead of 201.
 
@@ -64,7 +68,8 @@ pub enum Fault {
     Unavailable,
     /// 400 with a ProblemDetails body.
     BadRequest,
-    /// Process the request, but report these entity ids as failed in a 207.
+    /// Process the request, but report these entity ids as failed in a 207, with a ProblemDetails
+    /// about the broker (`InternalError`): the client must send exactly them again.
     FailEntities(Vec<String>),
 }
 
@@ -76,6 +81,9 @@ struct Inner {
     /// Every upsert received: (entity ids in the body, status answered).
     upserts: Vec<(Vec<String>, u16)>,
     legacy_207: bool,
+    /// Answer batch errors as Scorpio does: `{"type", "id", "ProblemDetails"}` items, and no
+    /// `success` when every item failed.
+    scorpio: bool,
     /// While set, every upsert is refused with 401 (the client's credentials are invalid).
     refuse_credentials: bool,
 }
@@ -109,6 +117,11 @@ impl ContractServer {
     /// The next upserts answer these faults, one each, in order.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.inner.lock().unwrap().faults.extend(faults);
+    }
+
+    /// From now on batch errors come in Scorpio's dialect.
+    pub fn answer_like_scorpio(&self) {
+        self.inner.lock().unwrap().scorpio = true;
     }
 
     /// From now on every upsert answers 401 (`true`), as when the client's token was revoked, or
@@ -207,15 +220,24 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
         Some(Fault::FailEntities(ids)) => ids,
         _ => Vec::new(),
     };
-    let legacy = inner.legacy_207;
+    let (legacy, scorpio) = (inner.legacy_207, inner.scorpio);
     let store = inner.entities.entry(tenant(&headers)).or_default();
     let (mut created, mut updated, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for entity in entities {
         let id = entity.get("id").and_then(Value::as_str).unwrap_or("").to_string();
-        let verdict = if forced.contains(&id) { Err("injected failure".to_string()) } else { check_entity(entity, ld) };
+        let verdict = match forced.contains(&id) {
+            true => Err(("InternalError", "Internal error", 500, "injected failure".to_string())),
+            false => check_entity(entity, ld).map_err(|why| ("BadRequestData", "Bad request", 400, why)),
+        };
         match verdict {
-            Err(why) => errors.push(json!({"entityId": id, "error": {
-                "type": "https://uri.etsi.org/ngsi-ld/errors/BadRequestData", "title": "Bad request", "detail": why, "status": 400}})),
+            Err((kind, title, code, why)) => {
+                let problem = json!({"type": format!("https://uri.etsi.org/ngsi-ld/errors/{kind}"), "title": title,
+                                     "detail": why, "status": code});
+                errors.push(match scorpio {
+                    true => json!({"type": "Upsert", "id": id, "ProblemDetails": problem}),
+                    false => json!({"entityId": id, "error": problem}),
+                })
+            }
             Ok(()) => {
                 let mut attrs = entity.as_object().cloned().unwrap_or_default();
                 attrs.remove("@context");
@@ -234,7 +256,11 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
     }
     let (code, body) = if !errors.is_empty() {
         let success: Vec<&String> = created.iter().chain(&updated).collect();
-        (StatusCode::MULTI_STATUS, json!({"success": success, "errors": errors}).to_string())
+        let body = match scorpio && success.is_empty() {
+            true => json!({"errors": errors}),
+            false => json!({"success": success, "errors": errors}),
+        };
+        (StatusCode::MULTI_STATUS, body.to_string())
     } else if created.is_empty() {
         (StatusCode::NO_CONTENT, String::new())
     } else if legacy && !updated.is_empty() {
@@ -325,9 +351,14 @@ async fn query(
 ) -> Response {
     let Some(kind) = params.get("type") else { return bad("a query needs `type` (or other filters)") };
     let inner = inner.lock().unwrap();
+    let tenant = tenant(&headers);
+    if !tenant.is_empty() && !inner.entities.contains_key(&tenant) {
+        // Orion-LD and Stellio: a tenant exists once something was written into it.
+        return problem(StatusCode::NOT_FOUND, "TenantNotFound", "Tenant not found", &tenant);
+    }
     let found: Vec<Value> = inner
         .entities
-        .get(&tenant(&headers))
+        .get(&tenant)
         .map(|t| {
             t.values()
                 .filter(|e| e.get("type").and_then(Value::as_str) == Some(kind))

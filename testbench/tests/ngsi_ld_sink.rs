@@ -189,3 +189,38 @@ async fn credentials_refused_for_a_while_cost_a_wait_not_a_reading() {
     assert_eq!(statuses.first(), Some(&401), "{statuses:?}");
     assert!(statuses.last().is_some_and(|s| *s < 300), "taken once accepted again: {statuses:?}");
 }
+
+#[tokio::test]
+async fn scorpio_207_resends_exactly_the_failed_entities() {
+    let server = ContractServer::start(false).await;
+    server.answer_like_scorpio();
+    let cfg = config(&server, ContentMode::Json);
+    let batch: Arc<[Reading]> =
+        tick(&mut ReadingStream::new(Catalogue::default_ten(), 5), "2026-01-13T15:00:00Z").into();
+    let failed = vec![entity_id(&batch[4])];
+    server.inject([Fault::FailEntities(failed.clone())]);
+    let (sink, telemetry) = sink(&cfg);
+    let mut fanout = FanOut::new();
+    fanout.add(sink, cfg.address(), QueueConfig::default(), telemetry.clone());
+    fanout.publish(batch.clone()).await;
+    assert_eq!(fanout.close(Duration::from_secs(20)).await, 0);
+    assert_eq!((telemetry.published_total(), telemetry.dropped_total()), (10, 0));
+    let upserts = server.upserts();
+    assert_eq!(upserts.len(), 2, "{upserts:?}");
+    assert_eq!(upserts[1], (failed, 201), "exactly the failed entity is sent again");
+}
+
+#[tokio::test]
+async fn check_passes_on_a_tenant_not_created_yet() {
+    let server = ContractServer::start(false).await;
+    let cfg =
+        NgsiLdConfig { tenant: Some(smartcity_testbench::unique("new-city")), ..config(&server, ContentMode::Json) };
+    let (mut sink, _) = sink(&cfg);
+    let text = sink.check().await.expect("a tenant is created by its first write");
+    assert!(text.contains("does not exist yet"), "{text}");
+    // After the first write the tenant exists and answers like any other.
+    let batch = tick(&mut ReadingStream::new(Catalogue::default_ten(), 6), "2026-01-13T16:00:00Z");
+    assert!(sink.send(&batch).await.is_ok());
+    let text = sink.check().await.expect("check passes");
+    assert!(text.contains("answered a query"), "{text}");
+}

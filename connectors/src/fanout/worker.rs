@@ -212,10 +212,11 @@ impl<S: Sink> Worker<S> {
             None => self.telemetry.set_up(true),
             Some(f) => {
                 self.telemetry.error(f.reason);
-                if outcome.retry.is_empty() {
-                    // Only some readings were refused (about the data): the destination works.
-                    self.telemetry.set_up(taken.iter().any(|t| *t));
-                } else {
+                if f.reason.is_about_data() {
+                    // Some readings refused for their data (the rest taken or sent again): the
+                    // destination itself works.
+                    self.telemetry.set_up(taken.iter().any(|t| *t) || !outcome.retry.is_empty());
+                } else if !outcome.retry.is_empty() {
                     self.telemetry.set_down(f.reason);
                 }
                 if !outcome.rejected.is_empty() {

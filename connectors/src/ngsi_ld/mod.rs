@@ -3,6 +3,7 @@
 //! docs/ngsi-ld.md); their short names expand through the project's own JSON-LD context, served by
 //! the gateway, so that no broker needs the internet.
 
+mod answer;
 pub mod config;
 pub mod sink;
 

@@ -3,7 +3,9 @@
 //!
 //! What each answer means for the readings of the request:
 //! - 201 (some created) or 204 (all updated): taken.
-//! - 207: the `errors` list names the entities that failed: only their readings are sent again.
+//! - 207: the `errors` list names the entities that failed, in the specification's dialect or
+//!   Scorpio's (`answer.rs`): those refused for their data (ProblemDetails `BadRequestData`,
+//!   `InvalidRequest`) are refused; the others' readings are sent again, and only theirs.
 //!   Orion-LD's legacy 207 with an empty `errors` list (a mix of creations and updates) is a success.
 //! - 400 / 409 / 413 / 422 (about the data, [`crate::http_status`]): the broker refused the data;
 //!   the readings are refused, counted, and the broker's ProblemDetails (`type`, `title`, `detail`)
@@ -15,6 +17,7 @@
 //! A batch holding several readings of one sensor sends only the latest: an entity holds the current
 //! state, and the older readings are taken once that upsert is.
 
+use super::answer::{failed_entities, problem, problem_of, Failed};
 use super::config::{ContentMode, NgsiLdConfig};
 use crate::http_client;
 use crate::http_status::{self, Advice, Class};
@@ -27,6 +30,9 @@ use smartcity_model::{Reading, SensorKind};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// `check` asks for one entity of our types; a broker that answers 404 `TenantNotFound` passes: a
+/// tenant is created by its first write, so a new deployment must not fail its check.
+///
 /// A context broker to upsert entities into. reqwest's pool connects on the first request.
 pub struct NgsiLdSink {
     cfg: NgsiLdConfig,
@@ -94,8 +100,13 @@ impl NgsiLdSink {
 #[derive(Debug, PartialEq)]
 enum Answer {
     Taken,
-    /// 207: these entity ids failed (to send again), with the first error.
-    Partial(Vec<String>, Failure),
+    /// 207: these entity ids failed for the broker's reasons (to send again) and these for their
+    /// data (refused), with the first error.
+    Partial {
+        retry: Vec<String>,
+        reject: Vec<String>,
+        failure: Failure,
+    },
     Retry(Failure),
     Reject(Failure),
 }
@@ -106,9 +117,21 @@ fn judge(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answe
         207 => match failed_entities(body) {
             Ok(failed) if failed.is_empty() => Answer::Taken, // Orion-LD's legacy mixed create/update
             Ok(failed) => {
-                let first = failed.first().map(|(id, why)| format!("{id}: {why}")).unwrap_or_default();
-                let message = format!("207: {} entities failed (first: {first})", failed.len());
-                Answer::Partial(failed.into_iter().map(|(id, _)| id).collect(), Failure::new(Reason::Server, message))
+                let first = failed.first().map(|f| format!("{}: {}", f.id, f.why())).unwrap_or_default();
+                let (data, broker): (Vec<_>, Vec<_>) = failed.into_iter().partition(Failed::about_the_data);
+                let message = format!(
+                    "207: {} entities refused for their data, {} to send again (first: {first})",
+                    data.len(),
+                    broker.len()
+                );
+                // The reason is the data's as soon as one entity was refused for it: only then may
+                // the outcome refuse readings (`Outcome::under_the_rule`).
+                let reason = if data.is_empty() { Reason::Server } else { Reason::Rejected };
+                Answer::Partial {
+                    retry: broker.into_iter().map(|f| f.id).collect(),
+                    reject: data.into_iter().map(|f| f.id).collect(),
+                    failure: Failure::new(reason, message),
+                }
             }
             Err(why) => Answer::Retry(Failure::new(Reason::Server, format!("207 with an unreadable body ({why})"))),
         },
@@ -125,33 +148,6 @@ const ADVICE: Advice = Advice {
     auth: "token refused by the broker: check token_file (or the token variable)",
     missing: "check url and tenant",
 };
-
-/// A ProblemDetails body (`type`, `title`, `detail`) on one line, or an excerpt of whatever came.
-fn problem(body: &str) -> String {
-    let Ok(v) = serde_json::from_str::<Value>(body) else { return http_client::excerpt(body) };
-    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let (kind, title, detail) = (field("type"), field("title"), field("detail"));
-    if kind.is_empty() && title.is_empty() && detail.is_empty() {
-        return http_client::excerpt(body);
-    }
-    let short_type = kind.rsplit('/').next().unwrap_or(&kind).to_string();
-    [short_type, title, detail].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(": ")
-}
-
-/// The `errors` of a 207 batch answer as (entity id, why).
-fn failed_entities(body: &str) -> Result<Vec<(String, String)>, String> {
-    let v: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-    let Some(errors) = v.get("errors") else { return Ok(Vec::new()) };
-    let errors = errors.as_array().ok_or("`errors` is not an array")?;
-    errors
-        .iter()
-        .map(|e| {
-            let id = e.get("entityId").and_then(Value::as_str).ok_or("an error without `entityId`")?;
-            let why = e.get("error").map(|p| problem(&p.to_string())).unwrap_or_default();
-            Ok((id.to_string(), why))
-        })
-        .collect()
-}
 
 /// The entity of each reading, and for each entity the latest reading of the batch.
 fn latest_per_entity(batch: &[Reading]) -> (Vec<String>, Vec<usize>) {
@@ -181,11 +177,18 @@ impl Sink for NgsiLdSink {
             let chunk_ids: Vec<&str> = chunk.iter().map(|&i| ids[i].as_str()).collect();
             match self.upsert(batch, chunk).await {
                 Answer::Taken => {}
-                Answer::Partial(failed, f) => {
-                    let failed: Vec<&str> =
-                        failed.iter().map(String::as_str).filter(|id| chunk_ids.contains(id)).collect();
-                    outcome.retry.extend(readings_of(&failed));
-                    outcome.failure.get_or_insert(f);
+                Answer::Partial { retry, reject, failure } => {
+                    let ours = |ids: &[String]| -> Vec<usize> {
+                        let ids: Vec<&str> =
+                            ids.iter().map(String::as_str).filter(|id| chunk_ids.contains(id)).collect();
+                        readings_of(&ids)
+                    };
+                    outcome.retry.extend(ours(&retry));
+                    outcome.rejected.extend(ours(&reject));
+                    // A refusal for the data wins: it is what lets the outcome refuse readings.
+                    if failure.reason.is_about_data() || outcome.failure.is_none() {
+                        outcome.failure = Some(failure);
+                    }
                 }
                 Answer::Reject(f) => {
                     outcome.rejected.extend(readings_of(&chunk_ids));
@@ -228,6 +231,12 @@ impl Sink for NgsiLdSink {
                 self.cfg.address(),
                 self.cfg.context_url
             )),
+            // Brokers create a tenant on its first write: a new deployment is fine.
+            404 if problem_of(&body).is_some_and(|p| p.short_kind() == "TenantNotFound") => Ok(format!(
+                "broker at {} answered: tenant `{}` does not exist yet (brokers create it on the first write)",
+                self.cfg.address(),
+                self.cfg.tenant.as_deref().unwrap_or("")
+            )),
             _ => Err(http_status::failure(status, None, "query", &problem(&body), &ADVICE).1),
         }
     }
@@ -249,8 +258,19 @@ mod tests {
             None,
             r#"{"success":[],"errors":[{"entityId":"urn:a","error":{"type":"https://uri.etsi.org/ngsi-ld/errors/BadRequestData","title":"bad"}}]}"#,
         );
+        // An entity refused for its data is refused; one failed for the broker's reasons is sent again.
         assert!(
-            matches!(&partial, Answer::Partial(ids, f) if ids == &["urn:a"] && f.message.contains("BadRequestData: bad"))
+            matches!(&partial, Answer::Partial { retry, reject, failure } if retry.is_empty() && reject == &["urn:a"]
+                && failure.reason == Reason::Rejected && failure.message.contains("errors/BadRequestData: bad"))
+        );
+        let scorpio = judge(
+            StatusCode::MULTI_STATUS,
+            None,
+            r#"{"errors":[{"type":"Upsert","id":"urn:b","ProblemDetails":{"type":"https://uri.etsi.org/ngsi-ld/errors/InternalError","title":"db"}}]}"#,
+        );
+        assert!(
+            matches!(&scorpio, Answer::Partial { retry, reject, failure } if retry == &["urn:b"] && reject.is_empty()
+                && failure.reason == Reason::Server)
         );
         let busy = judge(
             StatusCode::SERVICE_UNAVAILABLE,
