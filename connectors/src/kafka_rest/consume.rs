@@ -6,6 +6,7 @@
 //! all is a [`Trouble::Retry`].
 
 use super::error_words;
+use crate::http_status::{self, Advice, Class};
 use crate::kafka::commits::Point;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -31,8 +32,11 @@ pub enum Trouble {
     /// No usable answer (proxy unreachable, 5xx, an answer that is not what the API says): try
     /// again after a back-off.
     Retry(String),
-    /// The proxy refuses us and will go on refusing (credentials, a request it cannot take, not a
-    /// REST proxy at all): stop and tell the user.
+    /// The proxy can never serve this request as sent (a 400, 409 or 422 other than the ones
+    /// above: a body it cannot take): stop and tell the user. Credentials refused, a missing
+    /// endpoint (not a v2 REST proxy) and anything unexpected are the proxy's side (`Retry`, with
+    /// what to change in the message): the source waits for the operator instead of stopping the
+    /// gateway (docs/failures.md).
     Fatal(String),
 }
 
@@ -59,13 +63,18 @@ pub fn error_code(answer: &[u8]) -> Option<i64> {
 pub fn trouble(status: u16, answer: &[u8], what: &str) -> Trouble {
     let message = format!("HTTP {status} from {what}: {}", error_words(answer));
     match (status, error_code(answer)) {
-        (404, Some(UNKNOWN_INSTANCE)) | (409, Some(NOT_SUBSCRIBED)) => Trouble::Gone(message),
-        (409, Some(INSTANCE_EXISTS)) => Trouble::Exists(message),
-        (401 | 403, _) => Trouble::Fatal(format!("the proxy refused our credentials: {message}")),
-        (408 | 429, _) | (500..=599, _) => Trouble::Retry(message),
-        (400..=499, _) => Trouble::Fatal(format!("{message} (is the url a Kafka REST proxy with the v2 API?)")),
-        // What a proxy should never send (1xx, a redirect not followed).
-        _ => Trouble::Retry(message),
+        (404, Some(UNKNOWN_INSTANCE)) | (409, Some(NOT_SUBSCRIBED)) => return Trouble::Gone(message),
+        (409, Some(INSTANCE_EXISTS)) => return Trouble::Exists(message),
+        _ => {}
+    }
+    let Ok(code) = reqwest::StatusCode::from_u16(status) else { return Trouble::Retry(message) };
+    let advice = Advice {
+        auth: "the proxy refused our credentials: check user and password_file",
+        missing: "is the url a Kafka REST proxy with the v2 API?",
+    };
+    match http_status::failure(code, None, what, &error_words(answer), &advice) {
+        (Class::Data, f) => Trouble::Fatal(f.message),
+        (_, f) => Trouble::Retry(f.to_string()),
     }
 }
 
@@ -194,9 +203,16 @@ mod tests {
         assert!(matches!(trouble(500, br#"{"error_code":50002,"message":"Kafka error"}"#, what), Trouble::Retry(_)));
         assert!(matches!(trouble(503, b"<html>", what), Trouble::Retry(_)));
         assert!(matches!(trouble(429, b"", what), Trouble::Retry(_)));
-        assert!(matches!(trouble(401, b"", what), Trouble::Fatal(m) if m.contains("credentials")));
-        assert!(matches!(trouble(404, b"Not Found", what), Trouble::Fatal(m) if m.contains("REST proxy")));
-        assert!(matches!(trouble(406, br#"{"error_code":40601,"message":"format"}"#, what), Trouble::Fatal(_)));
+        // The proxy's side: credentials, a missing endpoint, a format it does not speak. The source
+        // waits and says what to change; it never stops the gateway for it.
+        assert!(
+            matches!(trouble(401, b"", what), Trouble::Retry(m) if m.starts_with("auth:") && m.contains("credentials"))
+        );
+        assert!(matches!(trouble(404, b"Not Found", what), Trouble::Retry(m) if m.contains("REST proxy")));
+        assert!(matches!(trouble(406, br#"{"error_code":40601,"message":"format"}"#, what), Trouble::Retry(_)));
+        assert!(
+            matches!(trouble(422, br#"{"error_code":42201,"message":"bad body"}"#, what), Trouble::Fatal(m) if m.contains("bad body"))
+        );
         let exists = br#"{"error_code":40902,"message":"Consumer instance with the specified name already exists."}"#;
         assert!(matches!(trouble(409, exists, "POST /consumers/g"), Trouble::Exists(_)));
         assert_eq!(error_code(exists), Some(INSTANCE_EXISTS));

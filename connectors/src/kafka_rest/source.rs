@@ -138,8 +138,9 @@ impl KafkaRestSource {
         Ok(KafkaRestSource { cfg, metrics, client, auth, urls, who })
     }
 
-    /// Runs until `stop` (or until `out` is closed); recreates the instance by itself, so it returns
-    /// an error only when the proxy refuses us for good (credentials, not a v2 REST proxy).
+    /// Runs until `stop` (or until `out` is closed); recreates the instance by itself and waits out
+    /// credentials refused or a missing endpoint (saying what to change), so it returns an error only
+    /// when the proxy refuses the very requests the v2 API defines (400, 409 or 422 on them).
     pub async fn run(self, out: mpsc::Sender<Message>, stop: CancellationToken) -> Result<(), SinkError> {
         let name: Arc<str> = self.cfg.name.as_str().into();
         let connected = self.metrics.connected.with_label_values(&[&*name]);

@@ -107,7 +107,9 @@ impl MqttSource {
         }
     }
 
-    /// Runs until `shutdown`; reconnects and re-subscribes by itself.
+    /// Runs until `shutdown`; reconnects and re-subscribes by itself, also when the broker refuses
+    /// the login or the subscription (the broker's side: the source waits for the operator). Fails
+    /// only when its own settings cannot work (TLS or password files unreadable).
     pub async fn run(self, out: mpsc::Sender<Message>, shutdown: CancellationToken) -> Result<(), SinkError> {
         let mut options = self.cfg.options().map_err(SinkError::Fatal)?;
         options.set_manual_acks(true);
@@ -125,7 +127,6 @@ impl MqttSource {
         let request_task = tokio::spawn(send_requests(client.clone(), request_rx, filter.clone(), self.cfg.qos()));
         let mut buffer: VecDeque<Message> = VecDeque::new();
         let mut backoff = Backoff::default();
-        let mut result = Ok(());
         // Numbers of the tracked messages, as `AckOrder` counts them.
         let mut tracked: u64 = 0;
         loop {
@@ -163,8 +164,17 @@ impl MqttSource {
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => {
                         if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                            result = Err(SinkError::Fatal(format!("{url} refused the subscription to {filter}")));
-                            break;
+                            // The broker's permissions (an ACL), not the data: ask again after a
+                            // back-off, saying what to change, until the operator grants it.
+                            connected.set(0);
+                            let why = format!(
+                                "auth: the broker refused the subscription to {filter} (check the broker's ACL for this user)"
+                            );
+                            backoff.failed(&url, why).await;
+                            let _ = requests.send(Request::Subscribe);
+                        } else {
+                            backoff.reset();
+                            connected.set(1);
                         }
                     }
                     Ok(_) => {}
@@ -200,7 +210,7 @@ impl MqttSource {
             }
         })
         .await;
-        result
+        Ok(())
     }
 }
 
