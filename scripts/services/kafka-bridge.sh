@@ -18,6 +18,8 @@ SVC_DEPS=(kafka)
 SVC_READY_TIMEOUT=60
 BRIDGE_PORT=8082
 BRIDGE_SRC="$REPO_ROOT/scripts/services/kafka-bridge/KafkaRestBridge.java"
+# Basic-auth users (user:password lines), read at every request: tests add and change theirs at runtime.
+BRIDGE_USERS="$BENCH_DATA/kafka-bridge/users"
 
 bridge_pom() {
   cat <<'EOF'
@@ -65,11 +67,13 @@ svc_start() {
   local classes cp
   classes="$(bridge_classes)"
   cp="$(bridge_classpath)"
+  mkdir -p "$(dirname "$BRIDGE_USERS")"
+  : > "$BRIDGE_USERS"
   # slf4j-simple: warnings and errors only (the Kafka clients are chatty at INFO).
   start_bg kafka-bridge java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Dsun.net.httpserver.nodelay=true \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
-    -cp "$classes:$cp" KafkaRestBridge 127.0.0.1:9092 127.0.0.1 "$BRIDGE_PORT"
+    -cp "$classes:$cp" KafkaRestBridge 127.0.0.1:9092 127.0.0.1 "$BRIDGE_PORT" "$BRIDGE_USERS"
 }
 
 svc_ready() {
@@ -78,4 +82,5 @@ svc_ready() {
 
 svc_env() {
   echo "BENCH_KAFKA_REST_URL=http://127.0.0.1:$BRIDGE_PORT"
+  echo "BENCH_KAFKA_REST_USERS=$BRIDGE_USERS"
 }

@@ -2,7 +2,8 @@
 //! - the bench Mosquitto's TLS listener (the password file changed and reloaded with SIGHUP, the
 //!   connection cut so that the client must log in again);
 //! - the bench Kafka's SCRAM-SHA-256 listener (the user's credential altered in the cluster; the
-//!   broker makes every connection log in again within 5 s).
+//!   broker makes every connection log in again within 5 s);
+//! - the bench Kafka REST proxy's basic authentication (the user's line changed in its users file).
 //!
 //! Refused credentials are about the broker, not the data: the readings wait in the sink's queue,
 //! the metrics say `auth`, and once the password is back every reading arrives, none dropped, and
@@ -157,4 +158,55 @@ async fn a_kafka_scram_password_changed_for_30_s_costs_a_wait_not_a_reading() {
     .await;
     let (set, _) = distinct(&got);
     assert_eq!(set.len(), n, "every reading on Kafka");
+}
+
+/// `user:password` in the bench REST proxy's users file, replacing the user's line (read by the
+/// proxy at every request).
+fn rest_user(user: &str, password: &str) {
+    let path = bench_var("BENCH_KAFKA_REST_USERS");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut lines: Vec<String> =
+        text.lines().filter(|l| !l.starts_with(&format!("{user}:"))).map(String::from).collect();
+    lines.push(format!("{user}:{password}"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rest_proxy_refusing_the_password_for_30_s_costs_a_wait_not_a_reading() {
+    let run = RunNames::new("rest-pw");
+    let user = run.run.clone();
+    rest_user(&user, "first-password");
+    let template = run.kafka_template("rest");
+    let toml = format!(
+        "[embedded_broker]\nenabled = false\n[status]\ninterval_seconds = 1\n[[mqtt]]\nenabled = false\n\n[[kafka_rest]]\nname = \"kafka-rest\"\nurl = \"{}\"\ntopic_template = \"{template}\"\nusername = \"{user}\"\npassword_env = \"\"\npassword_file = \"{}\"\n",
+        bench_var("BENCH_KAFKA_REST_URL"),
+        secret_file(&run, "rest-pw", "first-password"),
+    );
+    let mut sim = Sim::start(&run.run, &toml, &["--speed", "60"]);
+    let up = "smartcity_simulator_sink_up{sink=\"kafka-rest\"}";
+    wait_metric(&sim, up, 1.0, Duration::from_secs(30)).await;
+
+    rest_user(&user, "second-password");
+    let down = "smartcity_simulator_sink_down{reason=\"auth\",sink=\"kafka-rest\"}";
+    wait_metric(&sim, down, 1.0, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let queued = sim.metric("smartcity_simulator_sink_queue_readings{sink=\"kafka-rest\"}").await;
+    assert!(queued > 1000.0, "the readings of the refusal wait in the queue: {queued}");
+
+    rest_user(&user, "first-password");
+    wait_metric(&sim, up, 1.0, Duration::from_secs(60)).await;
+    drained(&sim, "kafka-rest").await;
+    let status = sim.stop(Duration::from_secs(60));
+    assert!(status.success(), "every reading delivered, exit 0:\n{}", sim.log_text());
+    let n = sim.generated() as usize;
+    let got = smartcity_testbench::readback::kafka(
+        smartcity_testbench::sim_config::kafka_reader(),
+        run.kafka_topics("rest"),
+        smartcity_testbench::readback::Stamped::ByBroker,
+        n,
+        Duration::from_secs(60),
+    )
+    .await;
+    let (set, _) = distinct(&got);
+    assert_eq!(set.len(), n, "every reading on Kafka through the proxy");
 }

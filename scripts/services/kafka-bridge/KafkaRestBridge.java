@@ -25,11 +25,16 @@
 //   DELETE /consumers/{group}/instances/{name}              -> 204
 // Errors: {"error_code": <http status * 100 + n>, "message": "..."} as in Confluent v2 (40403 unknown
 // consumer instance, 40902 instance exists, 40601 Accept does not match the consumer's format, 415/422).
+// Basic authentication (Confluent: authentication.method=BASIC): when a request carries an Authorization
+// header, its user:password must be a line of the users file (the 4th argument), read at every request
+// so that a test can change a password at runtime; otherwise 401 with WWW-Authenticate and error_code
+// 40101. DEVIATION: a request without credentials is let through (a real proxy with BASIC auth refuses
+// it), so that the bench's one proxy serves the tests with and without credentials.
 // Choices where the reference leaves room: an explicit offset commit stores the offsets as given (Kafka's
 // convention: the next offset to read); "auto.commit.enable" defaults to "false"; idle consumer instances
 // are closed after 5 minutes (Confluent: consumer.instance.timeout.ms, also 5 minutes).
 //
-// Run: java -cp <kafka-clients, jackson-databind, slf4j> KafkaRestBridge <bootstrap> <host> <port>
+// Run: java -cp <kafka-clients, jackson-databind, slf4j> KafkaRestBridge <bootstrap> <host> <port> [users-file]
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -101,6 +106,7 @@ public final class KafkaRestBridge {
 
   final String bootstrap;
   final String baseUrl;
+  java.nio.file.Path usersFile;
   final KafkaProducer<byte[], byte[]> producer;
   final Admin admin;
   final Map<String, Instance> instances = new ConcurrentHashMap<>();
@@ -126,6 +132,7 @@ public final class KafkaRestBridge {
     String bootstrap = args[0], host = args[1];
     int port = Integer.parseInt(args[2]);
     KafkaRestBridge bridge = new KafkaRestBridge(bootstrap, "http://" + host + ":" + port);
+    if (args.length > 3) bridge.usersFile = java.nio.file.Paths.get(args[3]);
     HttpServer server = HttpServer.create(new InetSocketAddress(host, port), 64);
     server.createContext("/", bridge::handle);
     server.setExecutor(Executors.newFixedThreadPool(16));
@@ -137,6 +144,7 @@ public final class KafkaRestBridge {
 
   void handle(HttpExchange ex) throws IOException {
     try {
+      authenticate(ex);
       route(ex);
     } catch (RestError e) {
       ObjectNode err = M.createObjectNode().put("error_code", e.code).put("message", e.getMessage());
@@ -147,6 +155,26 @@ public final class KafkaRestBridge {
       send(ex, 500, V2, err);
     } finally {
       ex.close();
+    }
+  }
+
+  // See the header: credentials, when given, must be a line of the users file.
+  void authenticate(HttpExchange ex) throws IOException, RestError {
+    String header = ex.getRequestHeaders().getFirst("Authorization");
+    if (header == null || usersFile == null) return;
+    String given = "";
+    if (header.startsWith("Basic ")) {
+      try {
+        given = new String(Base64.getDecoder().decode(header.substring(6).trim()), StandardCharsets.UTF_8);
+      } catch (IllegalArgumentException e) {
+        given = "";
+      }
+    }
+    List<String> users =
+        java.nio.file.Files.exists(usersFile) ? java.nio.file.Files.readAllLines(usersFile) : List.of();
+    if (given.isEmpty() || !users.contains(given)) {
+      ex.getResponseHeaders().add("WWW-Authenticate", "Basic realm=\"kafka-rest\"");
+      throw new RestError(401, 40101, "Authentication failed: invalid credentials");
     }
   }
 
