@@ -129,7 +129,7 @@ async fn write(store: &mut Store, batch: &[Reading]) -> Result<(usize, usize), S
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=ATTEMPTS {
         let outcome = store.send(&todo).await.under_the_rule();
-        written += todo.len() - outcome.retry.len() - outcome.rejected.len();
+        written += todo.len().saturating_sub(outcome.retry.len() + outcome.rejected.len());
         refused += outcome.rejected.len();
         if outcome.retry.is_empty() {
             return Ok((written, refused));
