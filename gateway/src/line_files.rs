@@ -35,7 +35,7 @@ impl LineFiles {
         fs::create_dir_all(&self.cfg.dir)
             .and_then(|()| fs::write(&probe, b""))
             .and_then(|()| fs::remove_file(&probe))
-            .map_err(|e| Failure::new(Reason::Rejected, format!("cannot write in {}: {e}", self.cfg.dir.display())))?;
+            .map_err(|e| Failure::new(Reason::Missing, format!("cannot write in {}: {e}", self.cfg.dir.display())))?;
         Ok(self.describe())
     }
 
