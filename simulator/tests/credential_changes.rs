@@ -53,6 +53,36 @@ async fn wait_metric(sim: &Sim, series: &str, want: f64, within: Duration) {
     }
 }
 
+/// The heart of each test: `sim` runs live with its sink `sink` up; `refuse` makes the server refuse
+/// the sink's credentials; 30 s later `accept` makes it accept them again. Checks that the refusal
+/// showed as `auth`, that the readings waited in the queue, and that the run then delivered them all
+/// and exited 0. Returns how many readings the run generated.
+async fn refused_for_30_s(
+    sim: &mut Sim,
+    sink: &str,
+    refuse: impl std::future::Future<Output = ()>,
+    accept: impl FnOnce(),
+) -> usize {
+    let up = format!("smartcity_simulator_sink_up{{sink=\"{sink}\"}}");
+    wait_metric(sim, &up, 1.0, Duration::from_secs(30)).await;
+    refuse.await;
+    let down = format!("smartcity_simulator_sink_down{{reason=\"auth\",sink=\"{sink}\"}}");
+    wait_metric(sim, &down, 1.0, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let queued = sim.metric(&format!("smartcity_simulator_sink_queue_readings{{sink=\"{sink}\"}}")).await;
+    assert!(queued > 1000.0, "{sink}: the readings of the refusal wait in the queue: {queued}");
+    accept();
+    wait_metric(sim, &up, 1.0, Duration::from_secs(60)).await;
+    drained(sim, sink).await;
+    let status = sim.stop(Duration::from_secs(60));
+    assert!(status.success(), "{sink}: every reading delivered, exit 0:\n{}", sim.log_text());
+    let dropped = format!("smartcity_simulator_readings_dropped_total{{reason=\"rejected\",sink=\"{sink}\"}}");
+    assert_eq!(sim.metric(&dropped).await, 0.0);
+    let log = sim.log_text();
+    assert!(log.contains(&format!("sink `{sink}`")) && log.contains("auth"), "a log line names the refusal:\n{log}");
+    sim.generated() as usize
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_refusing_the_password_for_30_s_costs_a_wait_not_a_reading() {
     let run = RunNames::new("mqtt-pw");
@@ -80,39 +110,15 @@ async fn a_broker_refusing_the_password_for_30_s_costs_a_wait_not_a_reading() {
 
     // Live at 60x: ten sensors every 5 simulated seconds, 120 readings a second.
     let mut sim = Sim::start(&run.run, &toml, &["--speed", "60"]);
-    let up = "smartcity_simulator_sink_up{sink=\"mosquitto-tls\"}";
-    wait_metric(&sim, up, 1.0, Duration::from_secs(30)).await;
-
     // The operator changes the password; the connection drops; the client must log in again.
-    mosquitto_user(&user, "second-password");
-    gate.close().await;
-    gate.reopen().await;
-    wait_metric(
-        &sim,
-        "smartcity_simulator_sink_down{reason=\"auth\",sink=\"mosquitto-tls\"}",
-        1.0,
-        Duration::from_secs(30),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    let queued = sim.metric("smartcity_simulator_sink_queue_readings{sink=\"mosquitto-tls\"}").await;
-    assert!(queued > 1000.0, "the readings of the refusal wait in the queue: {queued}");
-
-    // The password is back: everything flows, nothing was dropped, the run is a success.
-    mosquitto_user(&user, "first-password");
-    wait_metric(&sim, up, 1.0, Duration::from_secs(30)).await;
-    drained(&sim, "mosquitto-tls").await;
-    let status = sim.stop(Duration::from_secs(60));
-    assert!(status.success(), "every reading delivered, exit 0:\n{}", sim.log_text());
-    let n = sim.generated() as usize;
+    let refuse = async {
+        mosquitto_user(&user, "second-password");
+        gate.close().await;
+        gate.reopen().await;
+    };
+    let n = refused_for_30_s(&mut sim, "mosquitto-tls", refuse, || mosquitto_user(&user, "first-password")).await;
     let (got, _) = distinct(&collector.wait_for(n, Duration::from_secs(60)).await);
     assert_eq!(got.len(), n, "every reading on the broker");
-    assert_eq!(
-        sim.metric("smartcity_simulator_readings_dropped_total{reason=\"rejected\",sink=\"mosquitto-tls\"}").await,
-        0.0
-    );
-    let log = sim.log_text();
-    assert!(log.contains("sink `mosquitto-tls`") && log.contains("auth"), "a log line names the refusal:\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -127,27 +133,8 @@ async fn a_kafka_scram_password_changed_for_30_s_costs_a_wait_not_a_reading() {
         secret_file(&run, "scram-pw", "first-password"),
     );
     let mut sim = Sim::start(&run.run, &toml, &["--speed", "60"]);
-    let up = "smartcity_simulator_sink_up{sink=\"kafka-scram\"}";
-    wait_metric(&sim, up, 1.0, Duration::from_secs(30)).await;
-
-    kafka_user(&user, "second-password");
-    wait_metric(
-        &sim,
-        "smartcity_simulator_sink_down{reason=\"auth\",sink=\"kafka-scram\"}",
-        1.0,
-        Duration::from_secs(30),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    let queued = sim.metric("smartcity_simulator_sink_queue_readings{sink=\"kafka-scram\"}").await;
-    assert!(queued > 1000.0, "the readings of the refusal wait in the queue: {queued}");
-
-    kafka_user(&user, "first-password");
-    wait_metric(&sim, up, 1.0, Duration::from_secs(60)).await;
-    drained(&sim, "kafka-scram").await;
-    let status = sim.stop(Duration::from_secs(60));
-    assert!(status.success(), "every reading delivered, exit 0:\n{}", sim.log_text());
-    let n = sim.generated() as usize;
+    let refuse = async { kafka_user(&user, "second-password") };
+    let n = refused_for_30_s(&mut sim, "kafka-scram", refuse, || kafka_user(&user, "first-password")).await;
     let got = smartcity_testbench::readback::kafka(
         smartcity_testbench::sim_config::kafka_reader(),
         run.kafka_topics("scram"),
@@ -183,22 +170,8 @@ async fn a_rest_proxy_refusing_the_password_for_30_s_costs_a_wait_not_a_reading(
         secret_file(&run, "rest-pw", "first-password"),
     );
     let mut sim = Sim::start(&run.run, &toml, &["--speed", "60"]);
-    let up = "smartcity_simulator_sink_up{sink=\"kafka-rest\"}";
-    wait_metric(&sim, up, 1.0, Duration::from_secs(30)).await;
-
-    rest_user(&user, "second-password");
-    let down = "smartcity_simulator_sink_down{reason=\"auth\",sink=\"kafka-rest\"}";
-    wait_metric(&sim, down, 1.0, Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    let queued = sim.metric("smartcity_simulator_sink_queue_readings{sink=\"kafka-rest\"}").await;
-    assert!(queued > 1000.0, "the readings of the refusal wait in the queue: {queued}");
-
-    rest_user(&user, "first-password");
-    wait_metric(&sim, up, 1.0, Duration::from_secs(60)).await;
-    drained(&sim, "kafka-rest").await;
-    let status = sim.stop(Duration::from_secs(60));
-    assert!(status.success(), "every reading delivered, exit 0:\n{}", sim.log_text());
-    let n = sim.generated() as usize;
+    let refuse = async { rest_user(&user, "second-password") };
+    let n = refused_for_30_s(&mut sim, "kafka-rest", refuse, || rest_user(&user, "first-password")).await;
     let got = smartcity_testbench::readback::kafka(
         smartcity_testbench::sim_config::kafka_reader(),
         run.kafka_topics("rest"),
