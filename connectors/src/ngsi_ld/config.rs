@@ -15,6 +15,24 @@ pub enum ContentMode {
     LdJson,
 }
 
+/// Which readings become instances of the broker's history (its temporal API), docs/ngsi-ld.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum History {
+    /// Every reading, through the normal batch upsert only: a batch holding several readings of one
+    /// sensor goes out as successive upserts, oldest first, each with at most one reading per
+    /// entity. Works with every broker that records updates (Stellio, Scorpio, Orion-LD with TRoE).
+    Upserts,
+    /// Every reading: the older readings of each sensor in a batch through the temporal API
+    /// (`POST /ngsi-ld/v1/temporal/entities/`, all of one sensor's instances in one request), the
+    /// latest through the batch upsert, which keeps the entity current. Fewer requests when a sink
+    /// catches up; needs a broker that has the temporal API (Stellio, Scorpio, Orion-LD with TRoE).
+    Temporal,
+    /// Only the latest reading of each sensor in a batch: for a broker without history, or when
+    /// only the current state matters.
+    Latest,
+}
+
 /// A context broker, `[[ngsi_ld]]` in the config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +71,9 @@ pub struct NgsiLdConfig {
     /// simulator's `interval_seconds`.
     #[serde(default = "default_period")]
     pub observation_period_seconds: f64,
+    /// `upserts` (the default), `temporal` or `latest`: see [`History`].
+    #[serde(default = "default_history")]
+    pub history: History,
     /// Most entities in one upsert request.
     #[serde(default = "default_max_entities")]
     pub max_entities: usize,
@@ -88,6 +109,9 @@ fn default_token_env() -> String {
 fn default_period() -> f64 {
     5.0
 }
+fn default_history() -> History {
+    History::Upserts
+}
 fn default_max_entities() -> usize {
     100
 }
@@ -107,6 +131,7 @@ impl Default for NgsiLdConfig {
             token_env: default_token_env(),
             token_file: None,
             observation_period_seconds: default_period(),
+            history: default_history(),
             max_entities: default_max_entities(),
             timeout_seconds: default_timeout(),
             tls: None,
@@ -177,6 +202,7 @@ mod tests {
         let fields: Vec<_> = bad.problems().into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, ["url", "context_url", "tenant", "max_entities"]);
         let cfg: NgsiLdConfig = toml::from_str("content = \"ld_json\"\ntenant = \"martinique\"").unwrap();
+        assert_eq!(cfg.history, History::Upserts, "every reading goes into the history by default");
         assert_eq!(
             (cfg.content, cfg.address()),
             (ContentMode::LdJson, "http://127.0.0.1:1026 (tenant martinique)".into())

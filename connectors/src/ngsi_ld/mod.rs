@@ -5,9 +5,11 @@
 
 mod answer;
 pub mod config;
+mod rounds;
 pub mod sink;
+mod temporal;
 
-pub use config::{ContentMode, NgsiLdConfig};
+pub use config::{ContentMode, History, NgsiLdConfig};
 pub use sink::NgsiLdSink;
 
 /// The `rel` of the Link header that carries a JSON-LD context (NGSI-LD, JSON-LD 1.1 §6.2).

@@ -14,11 +14,16 @@
 //!   `LdContextNotAvailable` and other 5xx) and no answer: about the broker, not the data; sent
 //!   again after a back-off, honouring `Retry-After`. Nothing is dropped for them.
 //!
-//! A batch holding several readings of one sensor sends only the latest: an entity holds the current
-//! state, and the older readings are taken once that upsert is.
+//! Which readings reach the broker's history follows `history` (`rounds.rs`): by default every
+//! reading, as successive upserts with one reading per entity each, oldest first; or the older ones
+//! through the temporal API (`temporal.rs`) and the latest by upsert; or only the latest.
+//! An entity whose reading must be sent again holds back its later readings of the batch: sending
+//! them first would leave the entity at an older state once the retry lands.
 
 use super::answer::{failed_entities, problem, problem_of, Failed};
-use super::config::{ContentMode, NgsiLdConfig};
+use super::config::{ContentMode, History, NgsiLdConfig};
+use super::rounds::{self, Item};
+use super::temporal::temporal_entity;
 use crate::http_client;
 use crate::http_status::{self, Advice, Class};
 use crate::sink::{Failure, Outcome, Reason, Sink, SinkTelemetry};
@@ -27,7 +32,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use smartcity_model::codec::ngsi_ld::{self, Form, Options};
 use smartcity_model::{Reading, SensorKind};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// `check` asks for one entity of our types; a broker that answers 404 `TenantNotFound` passes: a
@@ -39,6 +44,7 @@ pub struct NgsiLdSink {
     client: reqwest::Client,
     headers: HeaderMap,
     upsert_url: String,
+    temporal_url: String,
 }
 
 impl NgsiLdSink {
@@ -68,7 +74,8 @@ impl NgsiLdSink {
             headers.insert(AUTHORIZATION, value);
         }
         let upsert_url = format!("{}/ngsi-ld/v1/entityOperations/upsert?options=update", cfg.url.trim_end_matches('/'));
-        Ok(NgsiLdSink { cfg: cfg.clone(), client, headers, upsert_url })
+        let temporal_url = format!("{}/ngsi-ld/v1/temporal/entities/", cfg.url.trim_end_matches('/'));
+        Ok(NgsiLdSink { cfg: cfg.clone(), client, headers, upsert_url, temporal_url })
     }
 
     fn options(&self) -> Options<'_> {
@@ -80,11 +87,21 @@ impl NgsiLdSink {
         }
     }
 
-    /// One upsert of the entities `latest` (batch indices); the outcome in terms of those entities.
-    async fn upsert(&self, batch: &[Reading], latest: &[usize]) -> Answer {
+    /// One upsert of the readings `sent` (batch indices, one per entity).
+    async fn upsert(&self, batch: &[Reading], sent: &[usize]) -> Answer {
         let options = self.options();
-        let body: Vec<Value> = latest.iter().map(|&i| ngsi_ld::entity(&batch[i], &options)).collect();
-        let sent = self.client.post(&self.upsert_url).headers(self.headers.clone()).json(&body).send().await;
+        let body = Value::Array(sent.iter().map(|&i| ngsi_ld::entity(&batch[i], &options)).collect());
+        self.post(&self.upsert_url, &body).await
+    }
+
+    /// The readings `older` (one entity's, oldest first) as instances of its history.
+    async fn post_temporal(&self, batch: &[Reading], older: &[usize]) -> Answer {
+        let body = temporal_entity(older.iter().map(|&i| &batch[i]), &self.options());
+        self.post(&self.temporal_url, &body).await
+    }
+
+    async fn post(&self, url: &str, body: &Value) -> Answer {
+        let sent = self.client.post(url).headers(self.headers.clone()).json(body).send().await;
         let response = match sent {
             Ok(r) => r,
             Err(e) => return Answer::Retry(http_client::transport_failure(&e)),
@@ -149,63 +166,96 @@ const ADVICE: Advice = Advice {
     missing: "check url and tenant",
 };
 
-/// The entity of each reading, and for each entity the latest reading of the batch.
-fn latest_per_entity(batch: &[Reading]) -> (Vec<String>, Vec<usize>) {
-    let ids: Vec<String> = batch.iter().map(ngsi_ld::entity_id).collect();
-    let mut latest: HashMap<&str, usize> = HashMap::new();
-    for (i, id) in ids.iter().enumerate() {
-        let slot = latest.entry(id.as_str()).or_insert(i);
-        if batch[i].observed_at >= batch[*slot].observed_at {
-            *slot = i;
+/// The fate of a batch's readings while its requests go out.
+struct Tally {
+    settled: Vec<bool>,
+    outcome: Outcome,
+    /// Entities with a reading to send again: their later readings wait for it.
+    held: HashSet<String>,
+}
+
+impl Tally {
+    fn new(len: usize) -> Self {
+        Tally { settled: vec![false; len], outcome: Outcome::ok(), held: HashSet::new() }
+    }
+
+    fn taken(&mut self, readings: &[usize]) {
+        readings.iter().for_each(|&i| self.settled[i] = true);
+    }
+
+    fn rejected(&mut self, readings: &[usize]) {
+        self.taken(readings);
+        self.outcome.rejected.extend(readings);
+    }
+
+    /// A refusal for the data wins: it is what lets the outcome refuse readings.
+    fn note(&mut self, failure: Failure) {
+        if failure.reason.is_about_data() || self.outcome.failure.is_none() {
+            self.outcome.failure = Some(failure);
         }
     }
-    let mut chosen: Vec<usize> = latest.into_values().collect();
-    chosen.sort_unstable();
-    (ids, chosen)
+
+    /// Every reading not taken nor refused is sent again.
+    fn finish(mut self) -> Outcome {
+        self.outcome.retry = (0..self.settled.len()).filter(|&i| !self.settled[i]).collect();
+        self.outcome.rejected.sort_unstable();
+        self.outcome
+    }
 }
 
 impl Sink for NgsiLdSink {
     async fn send(&mut self, batch: &[Reading]) -> Outcome {
-        let (ids, latest) = latest_per_entity(batch);
-        let mut outcome = Outcome::ok();
-        // The readings each failed entity stands for: every reading of the batch with that id.
-        let readings_of = |failed: &[&str]| -> Vec<usize> {
-            (0..batch.len()).filter(|&i| failed.contains(&ids[i].as_str())).collect()
-        };
-        let chunks: Vec<&[usize]> = latest.chunks(self.cfg.max_entities.max(1)).collect();
-        for (n, chunk) in chunks.iter().enumerate() {
-            let chunk_ids: Vec<&str> = chunk.iter().map(|&i| ids[i].as_str()).collect();
-            match self.upsert(batch, chunk).await {
-                Answer::Taken => {}
-                Answer::Partial { retry, reject, failure } => {
-                    let ours = |ids: &[String]| -> Vec<usize> {
-                        let ids: Vec<&str> =
-                            ids.iter().map(String::as_str).filter(|id| chunk_ids.contains(id)).collect();
-                        readings_of(&ids)
-                    };
-                    outcome.retry.extend(ours(&retry));
-                    outcome.rejected.extend(ours(&reject));
-                    // A refusal for the data wins: it is what lets the outcome refuse readings.
-                    if failure.reason.is_about_data() || outcome.failure.is_none() {
-                        outcome.failure = Some(failure);
+        let ids: Vec<String> = batch.iter().map(ngsi_ld::entity_id).collect();
+        let groups = rounds::by_entity(batch, &ids);
+        let mut tally = Tally::new(batch.len());
+        if self.cfg.history == History::Temporal {
+            for older in rounds::temporal_older(&groups) {
+                match self.post_temporal(batch, &older).await {
+                    Answer::Taken => tally.taken(&older),
+                    Answer::Reject(f) => {
+                        tally.rejected(&older);
+                        tally.note(f);
                     }
-                }
-                Answer::Reject(f) => {
-                    outcome.rejected.extend(readings_of(&chunk_ids));
-                    outcome.failure.get_or_insert(f);
-                }
-                Answer::Retry(f) => {
-                    // The broker is away or busy: the rest of the batch would fare no better now.
-                    let rest: Vec<&str> = chunks[n..].iter().flat_map(|c| c.iter().map(|&i| ids[i].as_str())).collect();
-                    outcome.retry.extend(readings_of(&rest));
-                    outcome.failure = Some(f);
-                    break;
+                    // The broker is away or busy (a temporal entity has no partial answer): the
+                    // rest of the batch would fare no better now.
+                    Answer::Retry(f) | Answer::Partial { failure: f, .. } => {
+                        tally.note(f);
+                        return tally.finish();
+                    }
                 }
             }
         }
-        outcome.retry.sort_unstable();
-        outcome.rejected.sort_unstable();
-        outcome
+        for round in rounds::upsert_rounds(&groups, self.cfg.history) {
+            let round: Vec<&Item> = round.iter().filter(|item| !tally.held.contains(&ids[item.sent])).collect();
+            for chunk in round.chunks(self.cfg.max_entities.max(1)) {
+                let sent: Vec<usize> = chunk.iter().map(|item| item.sent).collect();
+                match self.upsert(batch, &sent).await {
+                    Answer::Taken => chunk.iter().for_each(|item| tally.taken(&item.covers)),
+                    Answer::Partial { retry, reject, failure } => {
+                        for item in chunk {
+                            let id = &ids[item.sent];
+                            if retry.contains(id) {
+                                tally.held.insert(id.clone());
+                            } else if reject.contains(id) {
+                                tally.rejected(&item.covers);
+                            } else {
+                                tally.taken(&item.covers);
+                            }
+                        }
+                        tally.note(failure);
+                    }
+                    Answer::Reject(f) => {
+                        chunk.iter().for_each(|item| tally.rejected(&item.covers));
+                        tally.note(f);
+                    }
+                    Answer::Retry(f) => {
+                        tally.note(f);
+                        return tally.finish();
+                    }
+                }
+            }
+        }
+        tally.finish()
     }
 
     async fn check(&mut self) -> Result<String, Failure> {
@@ -286,16 +336,5 @@ mod tests {
         assert!(matches!(judge(StatusCode::UNAUTHORIZED, None, ""), Answer::Retry(f) if f.reason == Reason::Auth));
         assert!(matches!(judge(StatusCode::NOT_FOUND, None, ""), Answer::Retry(f) if f.reason == Reason::Missing));
         assert!(matches!(judge(StatusCode::MULTI_STATUS, None, "nope"), Answer::Retry(_)));
-    }
-
-    #[test]
-    fn one_entity_per_sensor_its_latest_reading() {
-        let mut stream = smartcity_model::ReadingStream::new(smartcity_model::Catalogue::default_ten(), 1);
-        let mut batch = Vec::new();
-        stream.tick_into("2026-01-01T00:00:00Z".parse().unwrap(), &mut batch);
-        stream.tick_into("2026-01-01T00:00:05Z".parse().unwrap(), &mut batch);
-        let (ids, latest) = latest_per_entity(&batch);
-        assert_eq!(ids.len(), 20);
-        assert_eq!(latest, (10..20).collect::<Vec<_>>(), "the second tick is the latest of each sensor");
     }
 }

@@ -36,6 +36,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+mod temporal;
+
 const CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
 
 /// Measured attributes that must carry a `unitCode` (the conventions' UN/CEFACT table).
@@ -84,8 +86,12 @@ struct Inner {
     /// Answer batch errors as Scorpio does: `{"type", "id", "ProblemDetails"}` items, and no
     /// `success` when every item failed.
     scorpio: bool,
-    /// While set, every upsert is refused with 401 (the client's credentials are invalid).
+    /// While set, every write is refused with 401 (the client's credentials are invalid).
     refuse_credentials: bool,
+    /// The temporal history by tenant, then entity id.
+    history: HashMap<String, BTreeMap<String, temporal::History>>,
+    /// Every temporal POST: (entity id, instances in the body, status answered).
+    temporal_posts: Vec<(String, usize, u16)>,
 }
 
 /// A running contract server.
@@ -103,6 +109,9 @@ impl ContractServer {
             .route("/ngsi-ld/v1/entityOperations/upsert", post(upsert))
             .route("/ngsi-ld/v1/entities", get(query))
             .route("/ngsi-ld/v1/entities/{id}", get(one))
+            .route("/ngsi-ld/v1/temporal/entities", post(temporal::create))
+            .route("/ngsi-ld/v1/temporal/entities/", post(temporal::create))
+            .route("/ngsi-ld/v1/temporal/entities/{id}", get(temporal::query))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("contract server binds");
         let addr = listener.local_addr().expect("address");
@@ -133,6 +142,11 @@ impl ContractServer {
     /// Every upsert so far: (entity ids, status).
     pub fn upserts(&self) -> Vec<(Vec<String>, u16)> {
         self.inner.lock().unwrap().upserts.clone()
+    }
+
+    /// Every temporal POST so far: (entity id, instances in its body, status).
+    pub fn temporal_posts(&self) -> Vec<(String, usize, u16)> {
+        self.inner.lock().unwrap().temporal_posts.clone()
     }
 }
 
@@ -170,23 +184,49 @@ fn has_null(v: &Value) -> bool {
     }
 }
 
-async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+/// Whether a write carries its context in the body (`application/ld+json`) or in a Link header
+/// (`application/json`); the brokers' refusal when the headers break the rules.
+fn content_mode(headers: &HeaderMap) -> Result<bool, Response> {
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let ld = match content_type.split(';').next().unwrap_or("").trim() {
         "application/json" => false,
         "application/ld+json" => true,
-        other => return problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "InvalidRequest", "Unsupported Media Type", other),
+        other => {
+            return Err(problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "InvalidRequest", "Unsupported Media Type", other))
+        }
     };
-    let links = context_links(&headers);
+    let links = context_links(headers);
     if ld && !links.is_empty() {
-        return bad("application/ld+json must not come with a JSON-LD context Link header");
+        return Err(bad("application/ld+json must not come with a JSON-LD context Link header"));
     }
     if !ld && links.len() != 1 {
-        return bad(format!("application/json needs exactly one context Link header, got {}", links.len()));
+        return Err(bad(format!("application/json needs exactly one context Link header, got {}", links.len())));
     }
     if !ld && !links[0] {
-        return bad("the context Link header lacks type=\"application/ld+json\"");
+        return Err(bad("the context Link header lacks type=\"application/ld+json\""));
     }
+    Ok(ld)
+}
+
+/// 401 as a PEP proxy or Keycloak answers a revoked token (RFC 6750).
+fn unauthorized() -> Response {
+    let body = json!({"error": "invalid_token", "error_description": "the access token expired"});
+    let headers = [("content-type", "application/json"), ("www-authenticate", "Bearer error=\"invalid_token\"")];
+    (StatusCode::UNAUTHORIZED, headers, body.to_string()).into_response()
+}
+
+/// 503 as a busy broker, to be retried at once.
+fn unavailable() -> Response {
+    let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "LdContextNotAvailable", "busy", "try again");
+    r.headers_mut().insert("retry-after", "0".parse().expect("header"));
+    r
+}
+
+async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ld = match content_mode(&headers) {
+        Ok(ld) => ld,
+        Err(refusal) => return refusal,
+    };
     let Ok(parsed) = serde_json::from_slice::<Value>(&body) else { return bad("the body is not JSON") };
     let Some(entities) = parsed.as_array() else { return bad("a batch operation body must be a JSON array") };
     if has_null(&parsed) {
@@ -198,17 +238,13 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
     let status = |code: StatusCode, inner: &mut Inner| inner.upserts.push((ids.clone(), code.as_u16()));
     if inner.refuse_credentials {
         status(StatusCode::UNAUTHORIZED, &mut inner);
-        let body = json!({"error": "invalid_token", "error_description": "the access token expired"});
-        let headers = [("content-type", "application/json"), ("www-authenticate", "Bearer error=\"invalid_token\"")];
-        return (StatusCode::UNAUTHORIZED, headers, body.to_string()).into_response();
+        return unauthorized();
     }
     let fault = inner.faults.pop_front();
     match &fault {
         Some(Fault::Unavailable) => {
             status(StatusCode::SERVICE_UNAVAILABLE, &mut inner);
-            let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "LdContextNotAvailable", "busy", "try again");
-            r.headers_mut().insert("retry-after", "0".parse().expect("header"));
-            return r;
+            return unavailable();
         }
         Some(Fault::BadRequest) => {
             status(StatusCode::BAD_REQUEST, &mut inner);
@@ -221,7 +257,9 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
         _ => Vec::new(),
     };
     let (legacy, scorpio) = (inner.legacy_207, inner.scorpio);
-    let store = inner.entities.entry(tenant(&headers)).or_default();
+    let tenant = tenant(&headers);
+    let mut accepted: Vec<&Value> = Vec::new();
+    let store = inner.entities.entry(tenant.clone()).or_default();
     let (mut created, mut updated, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for entity in entities {
         let id = entity.get("id").and_then(Value::as_str).unwrap_or("").to_string();
@@ -239,6 +277,7 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
                 })
             }
             Ok(()) => {
+                accepted.push(entity);
                 let mut attrs = entity.as_object().cloned().unwrap_or_default();
                 attrs.remove("@context");
                 match store.get_mut(&id) {
@@ -253,6 +292,11 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
                 }
             }
         }
+    }
+    // Every update is recorded in the history, as Stellio, Scorpio (autorecording) and Orion-LD
+    // with TRoE do.
+    for entity in accepted {
+        temporal::record(&mut inner, &tenant, entity);
     }
     let (code, body) = if !errors.is_empty() {
         let success: Vec<&String> = created.iter().chain(&updated).collect();
@@ -293,26 +337,32 @@ fn check_entity(entity: &Value, ld: bool) -> Result<(), String> {
         if ["id", "type", "@context"].contains(&name.as_str()) {
             continue;
         }
-        let kind = attr.get("type").and_then(Value::as_str).ok_or(format!("`{name}` has no `type`"))?;
-        match kind {
-            "GeoProperty" => check_point(name, attr.get("value").ok_or(format!("`{name}` has no value"))?)?,
-            "Property" => {
-                attr.get("value").ok_or(format!("`{name}` has no value"))?;
-                if NEEDS_UNIT.contains(&name.as_str()) && attr.get("unitCode").and_then(Value::as_str).is_none() {
-                    return Err(format!("`{name}` lacks its unitCode"));
-                }
+        check_attribute(name, attr)?;
+    }
+    Ok(())
+}
+
+/// One attribute (or one instance of a temporal attribute): its NGSI-LD type and what goes with it.
+fn check_attribute(name: &str, attr: &Value) -> Result<(), String> {
+    let kind = attr.get("type").and_then(Value::as_str).ok_or(format!("`{name}` has no `type`"))?;
+    match kind {
+        "GeoProperty" => check_point(name, attr.get("value").ok_or(format!("`{name}` has no value"))?)?,
+        "Property" => {
+            attr.get("value").ok_or(format!("`{name}` has no value"))?;
+            if NEEDS_UNIT.contains(&name) && attr.get("unitCode").and_then(Value::as_str).is_none() {
+                return Err(format!("`{name}` lacks its unitCode"));
             }
-            "Relationship" => {
-                attr.get("object").ok_or(format!("`{name}` has no object"))?;
-            }
-            other => return Err(format!("`{name}` has an unknown attribute type `{other}`")),
         }
-        if let Some(at) = attr.get("observedAt") {
-            let at = at.as_str().ok_or(format!("`{name}`.observedAt is not a string"))?;
-            let utc = at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(at).is_ok();
-            if !utc {
-                return Err(format!("`{name}`.observedAt `{at}` is not a UTC date-time ending in Z"));
-            }
+        "Relationship" => {
+            attr.get("object").ok_or(format!("`{name}` has no object"))?;
+        }
+        other => return Err(format!("`{name}` has an unknown attribute type `{other}`")),
+    }
+    if let Some(at) = attr.get("observedAt") {
+        let at = at.as_str().ok_or(format!("`{name}`.observedAt is not a string"))?;
+        let utc = at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(at).is_ok();
+        if !utc {
+            return Err(format!("`{name}`.observedAt `{at}` is not a UTC date-time ending in Z"));
         }
     }
     Ok(())
