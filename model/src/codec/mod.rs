@@ -4,4 +4,5 @@
 pub mod json;
 pub mod line_protocol;
 pub mod ngsi_ld;
+pub mod ngsi_ld_read;
 pub mod sensorthings;
