@@ -8,6 +8,7 @@
 use crate::kafka::KafkaSourceConfig;
 use crate::kafka_rest::KafkaRestSourceConfig;
 use crate::mqtt::MqttConfig;
+use crate::ngsi_ld::NgsiLdSourceConfig;
 use crate::pulsar::PulsarSourceConfig;
 use crate::sink::Failure;
 
@@ -18,6 +19,8 @@ pub enum SourceConfig<'a> {
     Kafka(&'a KafkaSourceConfig),
     KafkaRest(&'a KafkaRestSourceConfig),
     Pulsar(&'a PulsarSourceConfig),
+    /// A context broker's subscription: its notifications arrive on the gateway's HTTP server.
+    NgsiLd(&'a NgsiLdSourceConfig),
 }
 
 impl SourceConfig<'_> {
@@ -28,6 +31,7 @@ impl SourceConfig<'_> {
             SourceConfig::Kafka(_) => "kafka",
             SourceConfig::KafkaRest(_) => "kafka_rest",
             SourceConfig::Pulsar(_) => "pulsar",
+            SourceConfig::NgsiLd(_) => "ngsi_ld",
         }
     }
 
@@ -38,6 +42,7 @@ impl SourceConfig<'_> {
             SourceConfig::Kafka(_) => "kafka source",
             SourceConfig::KafkaRest(_) => "kafka_rest source",
             SourceConfig::Pulsar(_) => "pulsar source",
+            SourceConfig::NgsiLd(_) => "ngsi_ld source",
         }
     }
 
@@ -47,6 +52,7 @@ impl SourceConfig<'_> {
             SourceConfig::Kafka(c) => &c.name,
             SourceConfig::KafkaRest(c) => &c.name,
             SourceConfig::Pulsar(c) => &c.name,
+            SourceConfig::NgsiLd(c) => &c.name,
         }
     }
 
@@ -57,6 +63,7 @@ impl SourceConfig<'_> {
             SourceConfig::Kafka(c) => c.enabled,
             SourceConfig::KafkaRest(c) => c.enabled,
             SourceConfig::Pulsar(_) => true,
+            SourceConfig::NgsiLd(c) => c.enabled,
         }
     }
 
@@ -67,6 +74,7 @@ impl SourceConfig<'_> {
             SourceConfig::Kafka(c) => c.address(),
             SourceConfig::KafkaRest(c) => c.address(),
             SourceConfig::Pulsar(c) => c.address(),
+            SourceConfig::NgsiLd(c) => c.address(),
         }
     }
 
@@ -78,6 +86,11 @@ impl SourceConfig<'_> {
             SourceConfig::Kafka(c) => crate::kafka::source::check(c).await,
             SourceConfig::KafkaRest(c) => crate::kafka_rest::source::check(c).await,
             SourceConfig::Pulsar(c) => crate::pulsar::check_source(c).await,
+            SourceConfig::NgsiLd(c) => {
+                let subscriber =
+                    crate::ngsi_ld::Subscriber::new(c).map_err(|e| Failure::new(crate::sink::classify(&e), e))?;
+                subscriber.check().await
+            }
         }
     }
 }
@@ -94,10 +107,16 @@ mod tests {
             KafkaRestSourceConfig::default(),
             PulsarSourceConfig::default(),
         );
-        let all =
-            [SourceConfig::Mqtt(&m), SourceConfig::Kafka(&k), SourceConfig::KafkaRest(&r), SourceConfig::Pulsar(&p)];
+        let n: NgsiLdSourceConfig = toml::from_str("url = \"http://orion:1026\"").unwrap();
+        let all = [
+            SourceConfig::Mqtt(&m),
+            SourceConfig::Kafka(&k),
+            SourceConfig::KafkaRest(&r),
+            SourceConfig::Pulsar(&p),
+            SourceConfig::NgsiLd(&n),
+        ];
         let roles: Vec<&str> = all.iter().map(SourceConfig::role).collect();
-        assert_eq!(roles, ["mqtt source", "kafka source", "kafka_rest source", "pulsar source"]);
+        assert_eq!(roles, ["mqtt source", "kafka source", "kafka_rest source", "pulsar source", "ngsi_ld source"]);
         for s in all {
             assert!(s.role().starts_with(s.protocol()));
             assert!(!s.address().is_empty());

@@ -7,6 +7,7 @@ use smartcity_connectors::influxdb::InfluxConfig;
 use smartcity_connectors::kafka::{KafkaConfig, KafkaSourceConfig};
 use smartcity_connectors::kafka_rest::KafkaRestSourceConfig;
 use smartcity_connectors::mqtt::MqttConfig;
+use smartcity_connectors::ngsi_ld::NgsiLdSourceConfig;
 use smartcity_connectors::pulsar::PulsarSourceConfig;
 use smartcity_connectors::sources::SourceConfig;
 use smartcity_connectors::spool::SpoolConfig;
@@ -41,6 +42,10 @@ pub struct GatewayConfig {
     /// Pulsar subscriptions, `[[pulsar]]`.
     #[serde(default, deserialize_with = "pulsar_with_gateway_defaults")]
     pub pulsar: Vec<PulsarSourceConfig>,
+    /// NGSI-LD context brokers to subscribe to, `[[ngsi_ld]]`: their notifications arrive at
+    /// `/ngsi-ld/notify/{name}` on the HTTP server.
+    #[serde(default)]
+    pub ngsi_ld: Vec<NgsiLdSourceConfig>,
     /// Where readings are written: InfluxDB when this section is present and enabled.
     #[serde(default)]
     pub influxdb: Option<InfluxConfig>,
@@ -288,7 +293,8 @@ impl GatewayConfig {
         let kafka = self.kafka.iter().map(SourceConfig::Kafka);
         let rest = self.kafka_rest.iter().map(SourceConfig::KafkaRest);
         let pulsar = self.pulsar.iter().map(SourceConfig::Pulsar);
-        mqtt.chain(kafka).chain(rest).chain(pulsar).filter(SourceConfig::enabled).collect()
+        let ngsi_ld = self.ngsi_ld.iter().map(SourceConfig::NgsiLd);
+        mqtt.chain(kafka).chain(rest).chain(pulsar).chain(ngsi_ld).filter(SourceConfig::enabled).collect()
     }
 
     /// Names of the enabled sources, in config order.
@@ -322,6 +328,9 @@ impl GatewayConfig {
         }
         for (i, p) in self.pulsar.iter().enumerate() {
             config_file::check(path, &format!("pulsar[{i}]"), p.problems())?;
+        }
+        for (i, n) in self.ngsi_ld.iter().enumerate().filter(|(_, n)| n.enabled) {
+            config_file::check(path, &format!("ngsi_ld[{i}]"), n.problems())?;
         }
         if let Some(influx) = self.influx() {
             config_file::check(path, "influxdb", influx.problems())?;

@@ -7,6 +7,7 @@
 
 use smartcity_connectors::mqtt;
 use smartcity_model::codec::json::{self, DecodeError};
+use smartcity_model::codec::ngsi_ld_read;
 use smartcity_model::{Reading, SensorKind};
 
 /// How a source's topic names the kind (and, for MQTT, the sensor) of the readings it carries.
@@ -19,6 +20,16 @@ pub enum TopicRule {
     /// air-quality `airquality`, as the Pulsar topics do. A template without `{kind}` carries every
     /// kind and checks nothing.
     Template { template: String, pulsar_names: bool },
+    /// An NGSI-LD entity notified by a context broker (the message's topic is the entity id): read
+    /// back with `smartcity_model::codec::ngsi_ld_read`. Its readings carry no sequence number.
+    NgsiLdEntity,
+}
+
+impl TopicRule {
+    /// Whether the readings' `seq` counts the sensor's readings, so that a gap means loss.
+    pub fn has_sequence(&self) -> bool {
+        !matches!(self, TopicRule::NgsiLdEntity)
+    }
 }
 
 /// Why a message was set aside.
@@ -30,7 +41,7 @@ pub struct Refusal {
 }
 
 /// Every `reason` a refusal can have (the metric's label values, pre-registered at zero).
-pub const REASONS: [&str; 7] = ["size", "syntax", "version", "values", "time", "invalid", "topic"];
+pub const REASONS: [&str; 8] = ["size", "syntax", "version", "values", "time", "invalid", "topic", "kind"];
 
 impl Refusal {
     fn new(reason: &'static str, message: impl Into<String>) -> Self {
@@ -59,9 +70,18 @@ pub fn decode(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usize) -
             format!("{} bytes is over the {max_bytes}-byte limit (`max_message_bytes`)", payload.len()),
         ));
     }
+    if *rule == TopicRule::NgsiLdEntity {
+        return ngsi_ld_entity(payload);
+    }
     let reading = json::decode(payload)?;
     check_topic(rule, topic, &reading)?;
     Ok(reading)
+}
+
+fn ngsi_ld_entity(payload: &[u8]) -> Result<Reading, Refusal> {
+    let entity: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| Refusal::new("syntax", format!("an NGSI-LD notification must be JSON: {e}")))?;
+    ngsi_ld_read::reading(&entity).map_err(|e| Refusal::new(e.reason(), e.to_string()))
 }
 
 fn check_topic(rule: &TopicRule, topic: &str, reading: &Reading) -> Result<(), Refusal> {
@@ -78,6 +98,7 @@ fn check_topic(rule: &TopicRule, topic: &str, reading: &Reading) -> Result<(), R
                 return Err(mismatch());
             }
         }
+        TopicRule::NgsiLdEntity => {}
         TopicRule::Template { template, pulsar_names } => {
             if template.contains("{kind}") {
                 let name = |k: SensorKind| if *pulsar_names { k.pulsar_suffix() } else { k.as_str() };
@@ -133,5 +154,16 @@ mod tests {
         assert!(decode(&pulsar, "persistent://public/default/smartcity-traffic-partition-3", &bytes, 65_536).is_ok());
         let any = TopicRule::Template { template: "everything".into(), pulsar_names: false };
         assert!(decode(&any, "everything", &bytes, 65_536).is_ok());
+    }
+
+    #[test]
+    fn ngsi_ld_entities_read_back_and_refusals_keep_their_reason() {
+        let r = traffic();
+        let entity = smartcity_model::codec::ngsi_ld::entity(&r, &Default::default()).to_string();
+        let back = decode(&TopicRule::NgsiLdEntity, "urn:x", entity.as_bytes(), 65_536).unwrap();
+        assert_eq!((back.sensor_id, back.observed_at), (r.sensor_id, r.observed_at));
+        let other = decode(&TopicRule::NgsiLdEntity, "urn:x", br#"{"id":"urn:b","type":"Building"}"#, 65_536);
+        assert_eq!(other.unwrap_err().reason, "kind");
+        assert_eq!(decode(&TopicRule::NgsiLdEntity, "urn:x", b"[", 65_536).unwrap_err().reason, "syntax");
     }
 }

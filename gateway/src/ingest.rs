@@ -48,7 +48,11 @@ impl Ingest {
                     Accepted::InOrder => self.metrics.accepted.with_label_values(&[kind.as_str()]).inc(),
                     Accepted::AfterGap { missing } => {
                         self.metrics.accepted.with_label_values(&[kind.as_str()]).inc();
-                        self.metrics.gaps.inc_by(missing);
+                        // Without a sequence (NGSI-LD entities: the observation time), a gap is
+                        // only time between observations.
+                        if rule.is_some_and(TopicRule::has_sequence) {
+                            self.metrics.gaps.inc_by(missing);
+                        }
                     }
                     Accepted::Stale => self.metrics.stale.inc(),
                 }

@@ -1,5 +1,5 @@
-//! The smart-city gateway: consumes readings from MQTT, Kafka (native or through a REST proxy) and
-//! Pulsar, writes every one to InfluxDB (or line-protocol files) with nothing lost, keeps the live
+//! The smart-city gateway: consumes readings from MQTT, Kafka (native or through a REST proxy),
+//! Pulsar and NGSI-LD context brokers (their notifications), writes every one to InfluxDB (or line-protocol files) with nothing lost, keeps the live
 //! state of every sensor, and serves a map dashboard, a JSON API and Prometheus metrics.
 //!
 //! The pipeline: [`sources`] → [`ingest`] (decode, dead letters, live state) → [`writer`] (batches
@@ -11,6 +11,7 @@
 //! - [`line_files`]: the store without InfluxDB.
 //! - [`state`]: latest reading and history per sensor, sequence-gap accounting.
 //! - [`web`]: dashboard, `/api/...`, `/metrics`, `/healthz`.
+//! - [`notifications`]: NGSI-LD sources, a broker's subscription and its notifications' receiver.
 //! - [`history`]: a sensor's history for the map's chart, from memory or from InfluxDB ([`flux`]).
 //! - [`check`]: `gateway check`.
 
@@ -25,6 +26,7 @@ pub mod history;
 pub mod ingest;
 pub mod line_files;
 pub mod metrics;
+pub mod notifications;
 pub mod ogc;
 pub mod reinject;
 pub mod sources;
@@ -65,7 +67,8 @@ pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), 
         Some(influx) => Some(Arc::new(flux::InfluxHistory::new(influx).map_err(|e| format!("influxdb: {e}"))?)),
         None => None,
     };
-    let router = web::router(state.clone(), registry, influx_history);
+    let mut receivers = notifications::open(&cfg)?;
+    let router = web::router(state.clone(), registry, influx_history).merge(receivers.router);
     let web = tokio::spawn(http::serve(listener, router, http_stop.clone()));
 
     let writer =
@@ -89,7 +92,7 @@ pub async fn run(cfg: GatewayConfig, shutdown: CancellationToken) -> Result<(), 
     // and acknowledged before they disconnect.
     let stop = shutdown.child_token();
     let mut tasks = JoinSet::new();
-    let started = sources::start(&cfg, &metrics, &message_tx, &stop, &mut tasks);
+    let started = sources::start(&cfg, &metrics, &message_tx, &stop, &mut tasks, &mut receivers.inboxes);
     drop(message_tx);
     let mut result = started;
     if result.is_err() {

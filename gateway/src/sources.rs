@@ -4,6 +4,7 @@
 use crate::config::GatewayConfig;
 use crate::decode::TopicRule;
 use crate::metrics::GatewayMetrics;
+use crate::notifications::Since;
 use smartcity_connectors::kafka::KafkaSource;
 use smartcity_connectors::kafka_rest::KafkaRestSource;
 use smartcity_connectors::mqtt::MqttSource;
@@ -38,6 +39,9 @@ pub fn topic_rules(cfg: &GatewayConfig) -> HashMap<String, TopicRule> {
         let template = template.unwrap_or_else(|| "any".into());
         rules.insert(p.name.clone(), TopicRule::Template { template, pulsar_names: true });
     }
+    for n in cfg.ngsi_ld.iter().filter(|n| n.enabled) {
+        rules.insert(n.name.clone(), TopicRule::NgsiLdEntity);
+    }
     rules
 }
 
@@ -64,6 +68,7 @@ pub fn start(
     out: &mpsc::Sender<Message>,
     stop: &CancellationToken,
     tasks: &mut JoinSet<Result<(), String>>,
+    inboxes: &mut HashMap<String, (mpsc::Receiver<Message>, Arc<Since>)>,
 ) -> Result<(), String> {
     for source in cfg.sources() {
         metrics.source_started(source.name());
@@ -87,6 +92,11 @@ pub fn start(
                 tasks.spawn(async move { running.run(out, stop).await.map_err(|e| e.to_string()) });
             }
             SourceConfig::Pulsar(p) => start_pulsar(p, metrics, out, stop, tasks)?,
+            SourceConfig::NgsiLd(n) => {
+                let (inbox, since) =
+                    inboxes.remove(&n.name).ok_or_else(|| format!("ngsi_ld source `{}` has no receiver", n.name))?;
+                tasks.spawn(crate::notifications::run(n.clone(), inbox, since, out, stop));
+            }
         }
     }
     Ok(())

@@ -7,10 +7,12 @@ mod answer;
 pub mod config;
 mod rounds;
 pub mod sink;
+pub mod source;
 mod temporal;
 
 pub use config::{ContentMode, History, NgsiLdConfig};
 pub use sink::NgsiLdSink;
+pub use source::{NgsiLdSourceConfig, Subscriber};
 
 /// The `rel` of the Link header that carries a JSON-LD context (NGSI-LD, JSON-LD 1.1 §6.2).
 pub const CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";

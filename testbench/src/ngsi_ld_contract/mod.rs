@@ -36,6 +36,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+mod subscriptions;
 mod temporal;
 
 const CONTEXT_REL: &str = "http://www.w3.org/ns/json-ld#context";
@@ -92,6 +93,9 @@ struct Inner {
     history: HashMap<String, BTreeMap<String, temporal::History>>,
     /// Every temporal POST: (entity id, instances in the body, status answered).
     temporal_posts: Vec<(String, usize, u16)>,
+    subscriptions: BTreeMap<String, subscriptions::Subscription>,
+    next_id: u64,
+    delivered: subscriptions::Delivered,
 }
 
 /// A running contract server.
@@ -109,9 +113,12 @@ impl ContractServer {
             .route("/ngsi-ld/v1/entityOperations/upsert", post(upsert))
             .route("/ngsi-ld/v1/entities", get(query))
             .route("/ngsi-ld/v1/entities/{id}", get(one))
-            .route("/ngsi-ld/v1/temporal/entities", post(temporal::create))
             .route("/ngsi-ld/v1/temporal/entities/", post(temporal::create))
+            .route("/ngsi-ld/v1/temporal/entities", get(temporal::query_type).post(temporal::create))
             .route("/ngsi-ld/v1/temporal/entities/{id}", get(temporal::query))
+            .route("/ngsi-ld/v1/subscriptions", post(subscriptions::create))
+            .route("/ngsi-ld/v1/subscriptions/", post(subscriptions::create))
+            .route("/ngsi-ld/v1/subscriptions/{id}", get(subscriptions::one).delete(subscriptions::delete))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("contract server binds");
         let addr = listener.local_addr().expect("address");
@@ -142,6 +149,21 @@ impl ContractServer {
     /// Every upsert so far: (entity ids, status).
     pub fn upserts(&self) -> Vec<(Vec<String>, u16)> {
         self.inner.lock().unwrap().upserts.clone()
+    }
+
+    /// Every notification sent so far: (subscription id, status answered, 0 for none).
+    pub fn notifications(&self) -> Vec<(String, u16)> {
+        self.inner.lock().unwrap().delivered.lock().unwrap().clone()
+    }
+
+    /// The subscriptions, as created.
+    pub fn subscriptions(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().subscriptions.values().map(|s| s.body.clone()).collect()
+    }
+
+    /// Forgets every subscription, as a broker whose database was reset.
+    pub fn lose_subscriptions(&self) {
+        self.inner.lock().unwrap().subscriptions.clear();
     }
 
     /// Every temporal POST so far: (entity id, instances in its body, status).
@@ -186,24 +208,32 @@ fn has_null(v: &Value) -> bool {
 
 /// Whether a write carries its context in the body (`application/ld+json`) or in a Link header
 /// (`application/json`); the brokers' refusal when the headers break the rules.
-fn content_mode(headers: &HeaderMap) -> Result<bool, Response> {
+fn content_mode(headers: &HeaderMap) -> Result<bool, Box<Response>> {
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let ld = match content_type.split(';').next().unwrap_or("").trim() {
         "application/json" => false,
         "application/ld+json" => true,
         other => {
-            return Err(problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "InvalidRequest", "Unsupported Media Type", other))
+            return Err(Box::new(problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "InvalidRequest",
+                "Unsupported Media Type",
+                other,
+            )))
         }
     };
     let links = context_links(headers);
     if ld && !links.is_empty() {
-        return Err(bad("application/ld+json must not come with a JSON-LD context Link header"));
+        return Err(Box::new(bad("application/ld+json must not come with a JSON-LD context Link header")));
     }
     if !ld && links.len() != 1 {
-        return Err(bad(format!("application/json needs exactly one context Link header, got {}", links.len())));
+        return Err(Box::new(bad(format!(
+            "application/json needs exactly one context Link header, got {}",
+            links.len()
+        ))));
     }
     if !ld && !links[0] {
-        return Err(bad("the context Link header lacks type=\"application/ld+json\""));
+        return Err(Box::new(bad("the context Link header lacks type=\"application/ld+json\"")));
     }
     Ok(ld)
 }
@@ -225,7 +255,7 @@ fn unavailable() -> Response {
 async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
     let ld = match content_mode(&headers) {
         Ok(ld) => ld,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let Ok(parsed) = serde_json::from_slice::<Value>(&body) else { return bad("the body is not JSON") };
     let Some(entities) = parsed.as_array() else { return bad("a batch operation body must be a JSON array") };
@@ -297,6 +327,10 @@ async fn upsert(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
     // with TRoE do.
     for entity in accepted {
         temporal::record(&mut inner, &tenant, entity);
+        let id = entity.get("id").and_then(Value::as_str).unwrap_or("");
+        if let Some(current) = inner.entities.get(&tenant).and_then(|t| t.get(id)) {
+            subscriptions::updated(&inner, &tenant, &Value::Object(current.clone()));
+        }
     }
     let (code, body) = if !errors.is_empty() {
         let success: Vec<&String> = created.iter().chain(&updated).collect();

@@ -9,7 +9,8 @@
 //!   current state is the upserts';
 //! - `GET /ngsi-ld/v1/temporal/entities/{id}` answers the instances of each attribute sorted by
 //!   `observedAt`, filtered by `timerel` (`before`, `after`, `between`) with `timeAt` and
-//!   `endTimeAt` (400 when one is missing or not a date-time), the last `lastN` of each,
+//!   `endTimeAt` (400 when one is missing or not a date-time) on `observedAt`, or on the time the
+//!   server recorded the instance with `timeproperty=modifiedAt`, the last `lastN` of each,
 //!   `attrs=` to choose attributes, `options=temporalValues` for `[[value, time], ...]` pairs;
 //!   404 `TenantNotFound` for a tenant nothing was written into, 404 `ResourceNotFound` for an
 //!   entity without history.
@@ -32,7 +33,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Default, Clone)]
 pub(super) struct History {
     kind: String,
-    attributes: BTreeMap<String, Vec<Value>>,
+    /// Each instance with the time the server recorded it (its `modifiedAt`).
+    attributes: BTreeMap<String, Vec<(Value, DateTime<Utc>)>>,
 }
 
 /// Records the instances of an accepted upserted entity.
@@ -41,7 +43,7 @@ pub(super) fn record(inner: &mut Inner, tenant: &str, entity: &Value) {
     let history = entity_history(inner, tenant, id, obj);
     for (name, attr) in obj {
         if attr.get("observedAt").is_some() {
-            history.attributes.entry(name.clone()).or_default().push(attr.clone());
+            history.attributes.entry(name.clone()).or_default().push((attr.clone(), Utc::now()));
         }
     }
 }
@@ -90,7 +92,7 @@ fn check_temporal(entity: &Value, ld: bool) -> Result<usize, String> {
 pub(super) async fn create(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
     let ld = match content_mode(&headers) {
         Ok(ld) => ld,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let Ok(entity) = serde_json::from_slice::<Value>(&body) else { return bad("the body is not JSON") };
     if has_null(&entity) {
@@ -131,7 +133,9 @@ pub(super) async fn create(State(inner): State<Arc<Mutex<Inner>>>, headers: Head
     let obj = entity.as_object().cloned().unwrap_or_default();
     let history = entity_history(&mut inner, &tenant, &id, &obj);
     for (name, list) in obj.into_iter().filter(|(name, _)| !["id", "type", "@context"].contains(&name.as_str())) {
-        history.attributes.entry(name).or_default().extend(list.as_array().cloned().unwrap_or_default());
+        let now = Utc::now();
+        let instances = list.as_array().cloned().unwrap_or_default().into_iter().map(|i| (i, now));
+        history.attributes.entry(name).or_default().extend(instances);
     }
     if known {
         answer(&mut inner, instances, StatusCode::NO_CONTENT);
@@ -142,34 +146,111 @@ pub(super) async fn create(State(inner): State<Arc<Mutex<Inner>>>, headers: Head
     }
 }
 
-fn time_param(params: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, Response> {
+fn time_param(params: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, String> {
     match params.get(name) {
         None => Ok(None),
-        Some(v) => {
-            v.parse::<DateTime<Utc>>().map(Some).map_err(|_| bad(format!("`{name}` = `{v}` is not a date-time")))
-        }
+        Some(v) => v.parse::<DateTime<Utc>>().map(Some).map_err(|_| format!("`{name}` = `{v}` is not a date-time")),
     }
 }
 
+/// Which instance times a query keeps.
+type Window = Box<dyn Fn(DateTime<Utc>) -> bool + Send>;
+
 /// The time window a query asks for: instances at `t` with `keep(t)`.
-fn window(params: &HashMap<String, String>) -> Result<Box<dyn Fn(DateTime<Utc>) -> bool>, Response> {
+fn window(params: &HashMap<String, String>) -> Result<Window, String> {
     let at = time_param(params, "timeAt")?;
     let end = time_param(params, "endTimeAt")?;
     let Some(timerel) = params.get("timerel") else { return Ok(Box::new(|_| true)) };
-    let at = at.ok_or_else(|| bad("`timerel` needs `timeAt`"))?;
+    let at = at.ok_or("`timerel` needs `timeAt`")?;
     match timerel.as_str() {
         "before" => Ok(Box::new(move |t| t < at)),
         "after" => Ok(Box::new(move |t| t >= at)),
         "between" => {
-            let end = end.ok_or_else(|| bad("`timerel=between` needs `endTimeAt`"))?;
+            let end = end.ok_or("`timerel=between` needs `endTimeAt`")?;
             Ok(Box::new(move |t| t >= at && t < end))
         }
-        other => Err(bad(format!("`timerel` = `{other}` is not before, after or between"))),
+        other => Err(format!("`timerel` = `{other}` is not before, after or between")),
     }
 }
 
 fn observed_at(instance: &Value) -> Option<DateTime<Utc>> {
     instance.get("observedAt").and_then(Value::as_str).and_then(|t| t.parse().ok())
+}
+
+/// What a temporal query asks for.
+struct Ask {
+    keep: Window,
+    /// Filter on the server's record time (`timeproperty=modifiedAt` or `createdAt`) instead of
+    /// `observedAt`.
+    by_record_time: bool,
+    last_n: Option<usize>,
+    attrs: Option<Vec<String>>,
+    values_only: bool,
+}
+
+impl Ask {
+    fn read(params: &HashMap<String, String>) -> Result<Ask, String> {
+        let keep = window(params)?;
+        let last_n = match params.get("lastN").map(|n| n.parse::<usize>()) {
+            None => None,
+            Some(Ok(n)) if n > 0 => Some(n),
+            Some(_) => return Err("`lastN` must be a positive integer".into()),
+        };
+        let attrs = params.get("attrs").map(|a| a.split(',').map(String::from).collect());
+        let values_only = params.get("options").is_some_and(|o| o.split(',').any(|o| o == "temporalValues"));
+        let by_record_time = match params.get("timeproperty").map(String::as_str) {
+            None | Some("observedAt") => false,
+            Some("modifiedAt") | Some("createdAt") => true,
+            Some(other) => {
+                return Err(format!("`timeproperty` = `{other}` is not observedAt, createdAt or modifiedAt"))
+            }
+        };
+        Ok(Ask { keep, by_record_time, last_n, attrs, values_only })
+    }
+
+    /// The temporal representation of one entity's history.
+    fn answer(&self, id: &str, history: &History) -> Value {
+        let mut out = Map::new();
+        out.insert("id".into(), json!(id));
+        out.insert("type".into(), json!(history.kind));
+        for (name, instances) in &history.attributes {
+            if self.attrs.as_ref().is_some_and(|c| !c.contains(name)) {
+                continue;
+            }
+            let mut kept: Vec<&Value> = instances
+                .iter()
+                .filter(|(i, recorded)| match self.by_record_time {
+                    true => (self.keep)(*recorded),
+                    false => observed_at(i).is_some_and(&self.keep),
+                })
+                .map(|(i, _)| i)
+                .collect();
+            kept.sort_by_key(|i| observed_at(i)); // stable: equal times keep their arrival order
+            if let Some(n) = self.last_n {
+                kept.drain(..kept.len().saturating_sub(n));
+            }
+            if kept.is_empty() {
+                continue;
+            }
+            let attribute = match self.values_only {
+                true => {
+                    let values: Vec<Value> = kept.iter().map(|i| json!([i["value"], i["observedAt"]])).collect();
+                    json!({"type": "Property", "values": values})
+                }
+                false => Value::Array(kept.into_iter().cloned().collect()),
+            };
+            out.insert(name.clone(), attribute);
+        }
+        Value::Object(out)
+    }
+}
+
+fn known_tenant(inner: &Inner, tenant: &str) -> bool {
+    tenant.is_empty() || inner.entities.contains_key(tenant) || inner.history.contains_key(tenant)
+}
+
+fn json_response(v: Value) -> Response {
+    (StatusCode::OK, [("content-type", "application/json")], v.to_string()).into_response()
 }
 
 pub(super) async fn query(
@@ -178,47 +259,54 @@ pub(super) async fn query(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let keep = match window(&params) {
-        Ok(keep) => keep,
-        Err(refusal) => return refusal,
+    let ask = match Ask::read(&params) {
+        Ok(ask) => ask,
+        Err(why) => return bad(why),
     };
-    let last_n = match params.get("lastN").map(|n| n.parse::<usize>()) {
-        None => None,
-        Some(Ok(n)) if n > 0 => Some(n),
-        Some(_) => return bad("`lastN` must be a positive integer"),
-    };
-    let chosen: Option<Vec<&str>> = params.get("attrs").map(|a| a.split(',').collect());
-    let values_only = params.get("options").is_some_and(|o| o.split(',').any(|o| o == "temporalValues"));
     let inner = inner.lock().unwrap();
     let tenant = tenant(&headers);
-    if !tenant.is_empty() && !inner.entities.contains_key(&tenant) && !inner.history.contains_key(&tenant) {
+    if !known_tenant(&inner, &tenant) {
         return problem(StatusCode::NOT_FOUND, "TenantNotFound", "Tenant not found", &tenant);
     }
-    let Some(history) = inner.history.get(&tenant).and_then(|t| t.get(&id)) else {
-        return problem(StatusCode::NOT_FOUND, "ResourceNotFound", "Entity not found", &id);
-    };
-    let mut out = Map::new();
-    out.insert("id".into(), json!(id));
-    out.insert("type".into(), json!(history.kind));
-    for (name, instances) in &history.attributes {
-        if chosen.as_ref().is_some_and(|c| !c.contains(&name.as_str())) {
-            continue;
-        }
-        let mut kept: Vec<&Value> = instances.iter().filter(|i| observed_at(i).is_some_and(&keep)).collect();
-        kept.sort_by_key(|i| observed_at(i)); // stable: equal times keep their arrival order
-        if let Some(n) = last_n {
-            kept.drain(..kept.len().saturating_sub(n));
-        }
-        if kept.is_empty() {
-            continue;
-        }
-        let attribute = match values_only {
-            true => {
-                json!({"type": "Property", "values": kept.iter().map(|i| json!([i["value"], i["observedAt"]])).collect::<Vec<_>>()})
-            }
-            false => Value::Array(kept.into_iter().cloned().collect()),
-        };
-        out.insert(name.clone(), attribute);
+    match inner.history.get(&tenant).and_then(|t| t.get(&id)) {
+        Some(history) => json_response(ask.answer(&id, history)),
+        None => problem(StatusCode::NOT_FOUND, "ResourceNotFound", "Entity not found", &id),
     }
-    (StatusCode::OK, [("content-type", "application/json")], Value::Object(out).to_string()).into_response()
+}
+
+/// `GET /ngsi-ld/v1/temporal/entities?type=...`: the history of every entity of the types (a
+/// comma-separated list), those with no instance in the window left out; `type` is required.
+pub(super) async fn query_type(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(types) = params.get("type").map(|t| t.split(',').map(String::from).collect::<Vec<_>>()) else {
+        return bad("a temporal query needs `type` (or other filters)");
+    };
+    if !params.contains_key("timerel") {
+        return bad("a temporal query of several entities needs `timerel` and `timeAt`");
+    }
+    let ask = match Ask::read(&params) {
+        Ok(ask) => ask,
+        Err(why) => return bad(why),
+    };
+    let inner = inner.lock().unwrap();
+    let tenant = tenant(&headers);
+    if !known_tenant(&inner, &tenant) {
+        return problem(StatusCode::NOT_FOUND, "TenantNotFound", "Tenant not found", &tenant);
+    }
+    let found: Vec<Value> = inner
+        .history
+        .get(&tenant)
+        .map(|entities| {
+            entities
+                .iter()
+                .filter(|(_, h)| types.contains(&h.kind))
+                .map(|(id, h)| ask.answer(id, h))
+                .filter(|e| e.as_object().is_some_and(|o| o.len() > 2))
+                .collect()
+        })
+        .unwrap_or_default();
+    json_response(Value::Array(found))
 }
