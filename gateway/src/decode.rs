@@ -161,7 +161,10 @@ mod tests {
         let r = traffic();
         let entity = smartcity_model::codec::ngsi_ld::entity(&r, &Default::default()).to_string();
         let back = decode(&TopicRule::NgsiLdEntity, "urn:x", entity.as_bytes(), 65_536).unwrap();
-        assert_eq!((back.sensor_id, back.observed_at), (r.sensor_id, r.observed_at));
+        assert_eq!(
+            (back.sensor_id, back.observed_at.timestamp_millis()),
+            (r.sensor_id, r.observed_at.timestamp_millis())
+        );
         let other = decode(&TopicRule::NgsiLdEntity, "urn:x", br#"{"id":"urn:b","type":"Building"}"#, 65_536);
         assert_eq!(other.unwrap_err().reason, "kind");
         assert_eq!(decode(&TopicRule::NgsiLdEntity, "urn:x", b"[", 65_536).unwrap_err().reason, "syntax");
