@@ -31,6 +31,11 @@ sink_toml() {
     pulsar) printf '[[mqtt]]\nenabled=false\n[[pulsar]]\nurl="%s"\ntopic_template="persistent://public/default/bench-%s-{kind}"\n' "$BENCH_PULSAR_URL" "$run" ;;
     sensorthings) printf '[[mqtt]]\nenabled=false\n[[sensorthings]]\nurl="%s"\nname_prefix="bench-%s-"\n' "$BENCH_FROST_URL" "$run" ;;
     ngsi-ld) printf '[[mqtt]]\nenabled=false\n[[ngsi_ld]]\nurl="%s"\n' "$ngsi_url" ;;
+    # The two other history modes (docs/ngsi-ld.md): the default above keeps every reading with
+    # upserts; `temporal` sends the older readings of a batch through the temporal API; `latest`
+    # keeps only the latest reading of each sensor per batch (no history).
+    ngsi-ld-temporal) printf '[[mqtt]]\nenabled=false\n[[ngsi_ld]]\nurl="%s"\nhistory="temporal"\n' "$ngsi_url" ;;
+    ngsi-ld-latest) printf '[[mqtt]]\nenabled=false\n[[ngsi_ld]]\nurl="%s"\nhistory="latest"\n' "$ngsi_url" ;;
     influxdb) printf '[[mqtt]]\nenabled=false\n[[influxdb]]\nurl="%s"\norg="%s"\nbucket="%s"\ntoken_file="%s"\n' "$BENCH_INFLUX_URL" "$BENCH_INFLUX_ORG" "$BENCH_INFLUX_BUCKET" "$secrets/influxdb-token" ;;
   esac
   # The end-of-run drain must never cut a run short: the figure is the rate of full delivery.
@@ -59,7 +64,8 @@ as that sink's server acknowledges them (\`block\` policy, default settings of e
 is the simulator's own \`stopped: … (N/s)\` rate (process start not counted). Everything runs on the
 same machine as the servers (Kafka, Pulsar, FROST and PostgreSQL stay up during the runs). No NGSI-LD
 broker can be installed here: that row measures the sink against the tests' strict contract server
-(in memory, every entity checked against the contract), a floor for the sink, not a broker's figure; the
+(in memory, every entity checked against the contract), a floor for the sink, not a broker's figure;
+its three rows are the three \`history\` modes (\`ngsi-ld\`: every reading by upserts, the default); the
 REST proxy row is the bench's stand-in (a JDK HTTP server in front of a Java producer), not
 Redpanda's. Median of $RUNS runs (min–max).
 
@@ -67,7 +73,7 @@ Redpanda's. Median of $RUNS runs (min–max).
 | --- | --- | --- |
 EOF
 mqtt=""
-for sink in mosquitto mosquitto-tls kafka kafka-sasl kafka-rest pulsar influxdb sensorthings ngsi-ld; do
+for sink in mosquitto mosquitto-tls kafka kafka-sasl kafka-rest pulsar influxdb sensorthings ngsi-ld ngsi-ld-temporal ngsi-ld-latest; do
   runs=$(for i in $(seq "$RUNS"); do one_run "$sink" "$i"; done | tr '\n' ' ')
   s=$(echo "$runs" | stats)
   [ -n "$mqtt" ] || mqtt="${s%% *}"

@@ -48,7 +48,8 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> boo
     }
 }
 
-#[tokio::test]
+// Several threads: the contract server answers while the test waits on `gateway check`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_written_into_a_broker_reach_influxdb_through_a_restart() {
     let run = Run::new("ngsild").await;
     let broker = ContractServer::start(false).await;
@@ -72,6 +73,14 @@ async fn readings_written_into_a_broker_reach_influxdb_through_a_restart() {
         ),
     )
     .unwrap();
+    // `gateway check` reaches the broker; a tenant not written into yet is fine.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["check", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.lines().any(|l| l.starts_with("OK") && l.contains("ngsi_ld source")), "{table}");
     let mut gateway = Gateway::start(&config, "gw-1");
     wait_until("the subscription", Duration::from_secs(20), || broker.subscriptions().len() == 1).await;
     let subscription = &broker.subscriptions()[0];

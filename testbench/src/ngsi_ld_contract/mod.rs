@@ -116,7 +116,7 @@ impl ContractServer {
             .route("/ngsi-ld/v1/temporal/entities/", post(temporal::create))
             .route("/ngsi-ld/v1/temporal/entities", get(temporal::query_type).post(temporal::create))
             .route("/ngsi-ld/v1/temporal/entities/{id}", get(temporal::query))
-            .route("/ngsi-ld/v1/subscriptions", post(subscriptions::create))
+            .route("/ngsi-ld/v1/subscriptions", get(subscriptions::list).post(subscriptions::create))
             .route("/ngsi-ld/v1/subscriptions/", post(subscriptions::create))
             .route("/ngsi-ld/v1/subscriptions/{id}", get(subscriptions::one).delete(subscriptions::delete))
             .with_state(inner.clone());

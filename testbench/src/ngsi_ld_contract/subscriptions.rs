@@ -5,7 +5,8 @@
 //!   `{type}`, `notification.endpoint.uri` an http(s) URI, `notification.format` `normalized` or
 //!   `keyValues`, `receiverInfo` a list of `{key, value}` (the headers sent with each
 //!   notification); 400 otherwise, 409 `AlreadyExists` for an id in use, else 201 with `Location`.
-//! - `GET` and `DELETE /ngsi-ld/v1/subscriptions/{id}`: 200 / 204, 404 `ResourceNotFound`.
+//! - `GET` and `DELETE /ngsi-ld/v1/subscriptions/{id}`: 200 / 204, 404 `ResourceNotFound`;
+//!   `GET /ngsi-ld/v1/subscriptions`: the tenant's, 404 `TenantNotFound` for an unknown tenant.
 //! - After every accepted upsert, each entity is notified to every subscription of its tenant
 //!   watching its type: `{"id", "type": "Notification", "subscriptionId", "notifiedAt", "data":
 //!   [entity]}` with `Content-Type: application/json`, the tenant's `NGSILD-Tenant` and the
@@ -104,6 +105,22 @@ pub(super) async fn create(State(inner): State<Arc<Mutex<Inner>>>, headers: Head
     tokio::spawn(notify(id.clone(), uri, receiver_headers, tenant.clone(), notifications, inner.delivered.clone()));
     inner.subscriptions.insert(id.clone(), Subscription { body, tenant, types, queue });
     (StatusCode::CREATED, [("location", format!("/ngsi-ld/v1/subscriptions/{id}"))]).into_response()
+}
+
+/// `GET /ngsi-ld/v1/subscriptions`: the tenant's subscriptions; 404 `TenantNotFound` for a tenant
+/// nothing was written into, as Orion-LD answers.
+pub(super) async fn list(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Response {
+    let inner = inner.lock().unwrap();
+    let tenant = tenant(&headers);
+    let known = tenant.is_empty()
+        || inner.entities.contains_key(&tenant)
+        || inner.subscriptions.values().any(|s| s.tenant == tenant);
+    if !known {
+        return problem(StatusCode::NOT_FOUND, "TenantNotFound", "Tenant not found", &tenant);
+    }
+    let mine: Vec<&Value> = inner.subscriptions.values().filter(|s| s.tenant == tenant).map(|s| &s.body).collect();
+    (StatusCode::OK, [("content-type", "application/json")], serde_json::to_string(&mine).unwrap_or_default())
+        .into_response()
 }
 
 pub(super) async fn one(State(inner): State<Arc<Mutex<Inner>>>, Path(id): Path<String>) -> Response {
