@@ -3,6 +3,8 @@
 # ticks; FROST 2,000) into one sink of the test bench at a time, as fast as that sink acknowledges them (`block`
 # policy), RUNS times each; prints a Markdown section with the median readings per second.
 # Usage: bench/sinks.sh   (make bench runs it; it starts the bench servers it needs)
+#   BENCH_SINKS="ngsi-ld ngsi-ld-temporal" measures only those rows (default: every sink; the ratio
+#   column is then against the first row measured).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_up mosquitto kafka kafka-bridge pulsar influxdb frost
 cargo build --release --quiet --bin simulator
@@ -73,7 +75,9 @@ Redpanda's. Median of $RUNS runs (min–max).
 | --- | --- | --- |
 EOF
 mqtt=""
-for sink in mosquitto mosquitto-tls kafka kafka-sasl kafka-rest pulsar influxdb sensorthings ngsi-ld ngsi-ld-temporal ngsi-ld-latest; do
+all_sinks="mosquitto mosquitto-tls kafka kafka-sasl kafka-rest pulsar influxdb sensorthings ngsi-ld ngsi-ld-temporal ngsi-ld-latest"
+for sink in ${BENCH_SINKS:-$all_sinks}; do
+  case " $all_sinks " in *" $sink "*) ;; *) echo "BENCH_SINKS: unknown sink \`$sink\`" >&2; exit 2 ;; esac
   runs=$(for i in $(seq "$RUNS"); do one_run "$sink" "$i"; done | tr '\n' ' ')
   s=$(echo "$runs" | stats)
   [ -n "$mqtt" ] || mqtt="${s%% *}"
