@@ -3,15 +3,18 @@
 //! - a backfill of two simulated days for ten sensors, in both history modes (`upserts`,
 //!   `temporal`): each entity's history holds one instance per reading, in order, no duplicate;
 //! - a live simulator whose broker refuses its token for 30 s: the history has no hole after;
-//! - an entity failing in a 207 holds back its later readings, so that it ends at its latest.
+//! - an entity failing in a 207 holds back its later readings, so that it ends at its latest;
+//! - the gateway source's catch-up pages through 1,300 entities and reads every reading back.
 
 use serde_json::Value;
 use smartcity_connectors::metrics::{registry, SinkMetrics};
-use smartcity_connectors::ngsi_ld::{History, NgsiLdConfig, NgsiLdSink};
+use smartcity_connectors::ngsi_ld::{History, NgsiLdConfig, NgsiLdSink, NgsiLdSourceConfig, Subscriber};
 use smartcity_connectors::sink::{Sink, SinkTelemetry};
 use smartcity_model::codec::ngsi_ld::entity_id;
+use smartcity_model::codec::ngsi_ld_read;
 use smartcity_model::{Catalogue, Reading, ReadingStream};
 use smartcity_testbench::ngsi_ld_contract::{ContractServer, Fault};
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -185,4 +188,36 @@ async fn an_entity_failing_in_a_207_holds_back_its_later_readings() {
     let instances = history.as_object().unwrap().values().find_map(|v| v.as_array()).unwrap();
     let seen: Vec<&str> = instances.iter().map(|i| i["observedAt"].as_str().unwrap()).collect();
     assert_eq!(seen, ["2026-03-01T00:00:00.000Z", "2026-03-01T00:00:05.000Z", "2026-03-01T00:00:10.000Z"]);
+}
+
+#[tokio::test]
+async fn a_catch_up_pages_through_every_entity_and_reads_back_every_reading() {
+    let server = ContractServer::start(false).await;
+    let cfg =
+        NgsiLdConfig { url: server.url(), tenant: Some(TENANT.into()), token_env: String::new(), ..Default::default() };
+    let metrics = SinkMetrics::register(&registry("test"), "test");
+    let mut sink = NgsiLdSink::new(&cfg, SinkTelemetry::new(&metrics, "ngsi-ld")).unwrap();
+    // 1,300 sensors: about 217 of each kind, three pages of 100 per kind.
+    let mut stream = ReadingStream::new(Catalogue::generated(1_300, 7).unwrap(), 1);
+    let mut batch: Vec<Reading> = Vec::new();
+    for t in ["2026-04-01T00:00:00Z", "2026-04-01T00:00:05Z"] {
+        stream.tick_into(t.parse().unwrap(), &mut batch);
+    }
+    assert!(sink.send(&batch).await.is_ok());
+
+    let source: NgsiLdSourceConfig =
+        serde_json::from_value(serde_json::json!({"url": server.url(), "tenant": TENANT, "token_env": ""})).unwrap();
+    let subscriber = Subscriber::new(&source).unwrap();
+    let states = subscriber.changed_since(chrono::Utc::now() - chrono::TimeDelta::hours(1)).await.unwrap();
+    let back: BTreeSet<(String, i64)> = states
+        .iter()
+        .map(|e| ngsi_ld_read::reading(e).unwrap_or_else(|err| panic!("{err}: {e}")))
+        .map(|r| (r.sensor_id, r.observed_at.timestamp()))
+        .collect();
+    let want: BTreeSet<(String, i64)> =
+        batch.iter().map(|r| (r.sensor_id.clone(), r.observed_at.timestamp())).collect();
+    assert_eq!((states.len(), back.len()), (2_600, 2_600), "every reading once");
+    assert_eq!(back, want);
+    let later = subscriber.changed_since(chrono::Utc::now() + chrono::TimeDelta::minutes(1)).await.unwrap();
+    assert!(later.is_empty(), "nothing modified since: {later:?}");
 }

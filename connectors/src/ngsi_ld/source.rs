@@ -155,6 +155,9 @@ impl NgsiLdSourceConfig {
     }
 }
 
+/// Entities per page of a catch-up query (brokers allow up to 100 or 1000).
+const PAGE: usize = 100;
+
 const ADVICE: Advice = Advice {
     auth: "token refused by the broker: check token_file (or the token variable)",
     missing: "check url and tenant",
@@ -253,33 +256,17 @@ impl Subscriber {
 
     /// Every entity state modified since `since`, rebuilt from the temporal API: one entity per
     /// instant, each with the instances observed then and the entity's current static attributes
-    /// (location, address), oldest first. Brokers answer one page: a gap longer than a page
-    /// (brokers' default limits) is caught up in part; docs/ngsi-ld.md says so.
+    /// (location, address), oldest first. Entities come a page of [`PAGE`] at a time; the instances
+    /// of one entity come in one answer (brokers that cap them per answer, with a 206 and a
+    /// `Content-Range`, are caught up in part: docs/ngsi-ld.md).
     pub async fn changed_since(&self, since: DateTime<Utc>) -> Result<Vec<Value>, Failure> {
         let at = since.to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut out = Vec::new();
         for kind in &self.cfg.types {
-            let url = format!("{}/temporal/entities", self.base);
-            let query = [
-                ("type", kind.as_str()),
-                ("timerel", "after"),
-                ("timeAt", at.as_str()),
-                ("timeproperty", "modifiedAt"),
-            ];
-            let (status, body) = self.call(self.client.get(&url).query(&query)).await?;
-            match status.as_u16() {
-                200 => {}
-                404 => continue, // TenantNotFound: nothing written yet
-                _ => return Err(self.failure(status, "query the temporal API", &body)),
-            }
-            let temporal: Vec<Value> = serde_json::from_str(&body)
-                .map_err(|e| Failure::new(Reason::Server, format!("temporal query: unreadable answer ({e})")))?;
-            let (status, body) =
-                self.call(self.client.get(format!("{}/entities", self.base)).query(&[("type", kind)])).await?;
-            if !status.is_success() {
-                return Err(self.failure(status, "query the entities", &body));
-            }
-            let current: Vec<Value> = serde_json::from_str(&body).unwrap_or_default();
+            let temporal =
+                [("type", kind.as_str()), ("timerel", "after"), ("timeAt", &at), ("timeproperty", "modifiedAt")];
+            let Some(temporal) = self.all_pages("temporal/entities", &temporal).await? else { continue };
+            let current = self.all_pages("entities", &[("type", kind.as_str())]).await?.unwrap_or_default();
             for entity in &temporal {
                 let id = entity.get("id").and_then(Value::as_str).unwrap_or("");
                 let statics = current.iter().find(|c| c.get("id").and_then(Value::as_str) == Some(id));
@@ -287,6 +274,29 @@ impl Subscriber {
             }
         }
         Ok(out)
+    }
+
+    /// Every entity a query answers, page after page; `None` for a tenant not created yet.
+    async fn all_pages(&self, path: &str, query: &[(&str, &str)]) -> Result<Option<Vec<Value>>, Failure> {
+        let url = format!("{}/{path}", self.base);
+        let mut all = Vec::new();
+        loop {
+            let page = [("limit", PAGE), ("offset", all.len())];
+            let request = self.client.get(&url).query(query).query(&page);
+            let (status, body) = self.call(request).await?;
+            match status.as_u16() {
+                200 => {}
+                404 if all.is_empty() => return Ok(None), // TenantNotFound: nothing written yet
+                _ => return Err(self.failure(status, &format!("query {path}"), &body)),
+            }
+            let entities: Vec<Value> = serde_json::from_str(&body)
+                .map_err(|e| Failure::new(Reason::Server, format!("query {path}: unreadable answer ({e})")))?;
+            let last = entities.len() < PAGE;
+            all.extend(entities);
+            if last {
+                return Ok(Some(all));
+            }
+        }
     }
 
     /// What `check` reports: the broker answers a subscription query with our credentials.

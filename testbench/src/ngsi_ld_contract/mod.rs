@@ -434,6 +434,10 @@ async fn query(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(kind) = params.get("type") else { return bad("a query needs `type` (or other filters)") };
+    let page = match Page::read(&params) {
+        Ok(page) => page,
+        Err(why) => return bad(why),
+    };
     let inner = inner.lock().unwrap();
     let tenant = tenant(&headers);
     if !tenant.is_empty() && !inner.entities.contains_key(&tenant) {
@@ -444,12 +448,34 @@ async fn query(
         .entities
         .get(&tenant)
         .map(|t| {
-            t.values()
-                .filter(|e| e.get("type").and_then(Value::as_str) == Some(kind))
-                .cloned()
-                .map(Value::Object)
-                .collect()
+            let of_kind = t.values().filter(|e| e.get("type").and_then(Value::as_str) == Some(kind));
+            page.of(of_kind).cloned().map(Value::Object).collect()
         })
         .unwrap_or_default();
     (StatusCode::OK, [("content-type", "application/json")], Value::Array(found).to_string()).into_response()
+}
+
+/// A query's page of entities (ETSI GS CIM 009 5.5.9): `limit` (default 20, at most 1000 as
+/// Orion-LD allows; 400 beyond) and `offset`, over the entities in id order.
+struct Page {
+    limit: usize,
+    offset: usize,
+}
+
+impl Page {
+    fn read(params: &HashMap<String, String>) -> Result<Page, String> {
+        let number = |name: &str, default: usize| match params.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<usize>().map_err(|_| format!("`{name}` = `{v}` is not a number")),
+        };
+        let (limit, offset) = (number("limit", 20)?, number("offset", 0)?);
+        if limit > 1000 {
+            return Err(format!("`limit` = {limit} is over the broker's maximum of 1000"));
+        }
+        Ok(Page { limit, offset })
+    }
+
+    fn of<T>(&self, items: impl Iterator<Item = T>) -> impl Iterator<Item = T> {
+        items.skip(self.offset).take(self.limit)
+    }
 }

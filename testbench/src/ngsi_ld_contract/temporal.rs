@@ -19,7 +19,9 @@
 //! TRoE and Stellio's instance tables are): a test that finds two instances at one time has found
 //! a reading written twice.
 
-use super::{bad, check_attribute, content_mode, has_null, problem, tenant, unauthorized, unavailable, Fault, Inner};
+use super::{
+    bad, check_attribute, content_mode, has_null, problem, tenant, unauthorized, unavailable, Fault, Inner, Page,
+};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -275,7 +277,8 @@ pub(super) async fn query(
 }
 
 /// `GET /ngsi-ld/v1/temporal/entities?type=...`: the history of every entity of the types (a
-/// comma-separated list), those with no instance in the window left out; `type` is required.
+/// comma-separated list), those with no instance in the window left out, one page of them
+/// (`limit`, `offset`); `type` is required.
 pub(super) async fn query_type(
     State(inner): State<Arc<Mutex<Inner>>>,
     headers: HeaderMap,
@@ -287,8 +290,8 @@ pub(super) async fn query_type(
     if !params.contains_key("timerel") {
         return bad("a temporal query of several entities needs `timerel` and `timeAt`");
     }
-    let ask = match Ask::read(&params) {
-        Ok(ask) => ask,
+    let (ask, page) = match Ask::read(&params).and_then(|ask| Ok((ask, Page::read(&params)?))) {
+        Ok(parts) => parts,
         Err(why) => return bad(why),
     };
     let inner = inner.lock().unwrap();
@@ -300,12 +303,12 @@ pub(super) async fn query_type(
         .history
         .get(&tenant)
         .map(|entities| {
-            entities
+            let answers = entities
                 .iter()
                 .filter(|(_, h)| types.contains(&h.kind))
                 .map(|(id, h)| ask.answer(id, h))
-                .filter(|e| e.as_object().is_some_and(|o| o.len() > 2))
-                .collect()
+                .filter(|e| e.as_object().is_some_and(|o| o.len() > 2));
+            page.of(answers).collect()
         })
         .unwrap_or_default();
     json_response(Value::Array(found))
