@@ -1,7 +1,11 @@
 //! Wire formats. Plain functions, one module per format; protocol details (topic names, ids, units
 //! codes) are derived here, never stored in [`crate::Reading`].
 
+pub mod chirpstack;
+pub mod device;
 pub mod json;
 pub mod line_protocol;
 pub mod ngsi_ld;
+pub mod senml;
 pub mod sensorthings;
+pub mod ttn;

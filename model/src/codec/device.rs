@@ -1,0 +1,701 @@
+//! What the device formats (`senml`, `ttn`, `chirpstack`) share: the attribute names devices use,
+//! their units and the conversion into the model's units, how the kind is chosen, and how a
+//! reading is completed (commune, checks). See docs/device-formats.md for the rules in prose.
+//!
+//! A device's payload names its measurements its own way (`temperature`, `TempC_SHT`, `pm2_5`,
+//! `soundAvg`); [`attribute`] maps a documented set of such names onto the model's attributes.
+//! The model has no optional attribute: a reading is built only when every attribute of its kind
+//! is there (some are derived: parking occupancy from the spot numbers, the air-quality level
+//! from the index, a single spot from `occupied`). A measurement the model has no attribute for
+//! (`co2`, `battery`, lux) is ignored or refused, as [`Options::unknown`] says.
+
+use crate::kind::SensorKind;
+use crate::place::Commune;
+use crate::reading::{AirQualityLevel, Reading, ReadingError, Values};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Per-source (or per-device) settings of a device format.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// The kind of every reading; when absent, the kind whose attributes the payload has most of.
+    #[serde(default)]
+    pub kind: Option<SensorKind>,
+    /// Fixed position used when the payload carries none (both or neither).
+    #[serde(default)]
+    pub lat: Option<f64>,
+    #[serde(default)]
+    pub lon: Option<f64>,
+    /// What to do with a measurement the kind has no attribute for.
+    #[serde(default)]
+    pub unknown: Unknown,
+}
+
+/// What to do with a measurement that is not an attribute of the reading's kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unknown {
+    /// Left out (devices also send battery levels, counters of their own...).
+    #[default]
+    Ignore,
+    /// The whole payload is refused, naming the measurement.
+    Refuse,
+}
+
+impl Options {
+    /// Problems a user can fix in the configuration, as (field, message).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        match (self.lat, self.lon) {
+            (Some(lat), Some(lon)) => {
+                if nearest_commune(lat, lon).is_none() {
+                    p.push(("lat", format!("{lat}, {lon} is more than {MAX_KM} km from every commune of Martinique")));
+                }
+            }
+            (None, None) => {}
+            _ => p.push(("lat", "give both `lat` and `lon`, or neither".into())),
+        }
+        p
+    }
+}
+
+/// Why a device payload is not a reading. `reason()` is the short label of metrics and dead letters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("not a {format} payload: {message}")]
+    Syntax { format: &'static str, message: String },
+    #[error("`{0}` is missing or not of the expected type")]
+    Field(String),
+    #[error("bad time: {0}")]
+    Time(String),
+    #[error("`{name}`: unit `{unit}` {problem}")]
+    Unit { name: String, unit: String, problem: &'static str },
+    #[error("cannot tell the kind of sensor `{sensor}`: {message}; set `kind` for this source")]
+    Kind { sensor: String, message: String },
+    #[error("{kind} sensor `{sensor}` lacks {missing}: every attribute of the kind is needed")]
+    Missing { kind: SensorKind, sensor: String, missing: String },
+    #[error("`{0}` is not an attribute of the reading's kind (`unknown = \"refuse\"`)")]
+    Unknown(String),
+    #[error("sensor `{sensor}`: {message}")]
+    Location { sensor: String, message: String },
+    #[error("invalid reading: {0}")]
+    Invalid(#[from] ReadingError),
+}
+
+impl DeviceError {
+    /// One of [`REASONS`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DeviceError::Syntax { .. } => "syntax",
+            DeviceError::Field(_) => "field",
+            DeviceError::Time(_) => "time",
+            DeviceError::Unit { .. } => "unit",
+            DeviceError::Kind { .. } => "kind",
+            DeviceError::Missing { .. } => "values",
+            DeviceError::Unknown(_) => "unknown",
+            DeviceError::Location { .. } => "location",
+            DeviceError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// Every [`DeviceError::reason`].
+pub const REASONS: [&str; 9] = ["syntax", "field", "time", "unit", "kind", "values", "unknown", "location", "invalid"];
+
+/// A unit a value can come in (SenML's names, or a vendor's spelling mapped onto them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Celsius,
+    Kelvin,
+    /// 0-1 (`/`, and SenML's deprecated `%`, which is an alias of `/`).
+    Ratio,
+    /// 0-100 (`%RH`, `/100`, a vendor's `%`).
+    Percent,
+    Pa,
+    HPa,
+    KPa,
+    MetrePerSecond,
+    KmPerHour,
+    PerSecond,
+    PerHour,
+    Count,
+    MicrogramPerM3,
+    MilligramPerM3,
+    Ppm,
+    Decibel,
+    Lux,
+    Watt,
+    Degree,
+    Millimetre,
+}
+
+/// A SenML unit (RFC 8428 §12.1 and the RFC 8798 secondary units we can use).
+pub fn senml_unit(u: &str) -> Option<Unit> {
+    Some(match u {
+        "Cel" => Unit::Celsius,
+        "K" => Unit::Kelvin,
+        "/" | "%" => Unit::Ratio,
+        "%RH" | "/100" => Unit::Percent,
+        "Pa" => Unit::Pa,
+        "hPa" => Unit::HPa,
+        "m/s" => Unit::MetrePerSecond,
+        "km/h" => Unit::KmPerHour,
+        "1/s" => Unit::PerSecond,
+        "count" => Unit::Count,
+        "ug/m3" => Unit::MicrogramPerM3,
+        "ppm" => Unit::Ppm,
+        "dB" => Unit::Decibel,
+        "lx" => Unit::Lux,
+        "W" => Unit::Watt,
+        "deg" => Unit::Degree,
+        "mm" => Unit::Millimetre,
+        _ => return None,
+    })
+}
+
+/// A unit as vendors' payload formatters spell it (`{"unit": "kPa", "value": 95.9}`); here `%` is a
+/// percentage, as every vendor means it.
+pub fn vendor_unit(u: &str) -> Option<Unit> {
+    Some(match u.trim() {
+        "°C" | "C" | "Cel" | "degC" => Unit::Celsius,
+        "K" => Unit::Kelvin,
+        "/" | "ratio" => Unit::Ratio,
+        "%" | "%RH" | "% RH" => Unit::Percent,
+        "Pa" => Unit::Pa,
+        "hPa" | "mbar" => Unit::HPa,
+        "kPa" => Unit::KPa,
+        "m/s" | "m⋅s⁻¹" | "m s-1" => Unit::MetrePerSecond,
+        "km/h" => Unit::KmPerHour,
+        "1/s" => Unit::PerSecond,
+        "1/h" | "/h" | "veh/h" => Unit::PerHour,
+        "count" => Unit::Count,
+        "ug/m3" | "µg/m³" | "µg/m3" | "µg⋅m⁻³" | "ug/m³" => Unit::MicrogramPerM3,
+        "mg/m3" | "mg/m³" | "mg⋅m⁻³" => Unit::MilligramPerM3,
+        "ppm" => Unit::Ppm,
+        "dB" | "dBA" | "dB(A)" => Unit::Decibel,
+        "lx" | "lux" => Unit::Lux,
+        "W" => Unit::Watt,
+        "°" | "deg" => Unit::Degree,
+        "mm" => Unit::Millimetre,
+        _ => return None,
+    })
+}
+
+/// What an attribute measures, which fixes the units it accepts and the model's unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quantity {
+    /// °C.
+    Temperature,
+    /// 0-1.
+    Ratio,
+    /// hPa.
+    Pressure,
+    /// m/s.
+    WindSpeed,
+    /// km/h.
+    VehicleSpeed,
+    /// µg/m³; a gas's molar mass (g/mol) allows ppm (at 25 °C, 1013 hPa).
+    Concentration { molar_mass: Option<f64> },
+    /// mg/m³ (carbon monoxide).
+    ConcentrationMg { molar_mass: f64 },
+    /// dB(A).
+    Level,
+    /// W.
+    Power,
+    /// Degrees.
+    Angle,
+    /// mm.
+    Depth,
+    /// Vehicles per hour.
+    Flow,
+    /// A whole number (spots, an index).
+    Count,
+    /// A string (light status and power state).
+    Text,
+    /// true/false.
+    Flag,
+}
+
+/// One attribute of the model, and the names devices give it.
+#[derive(Debug)]
+pub struct Attribute {
+    /// The model's name (`relativeHumidity`).
+    pub name: &'static str,
+    pub kinds: &'static [SensorKind],
+    pub quantity: Quantity,
+    /// The unit of a bare number (no unit given).
+    pub default_unit: Option<Unit>,
+    /// Names devices use, compared lower-case without `_`, `-`, `.` and spaces.
+    pub aliases: &'static [&'static str],
+}
+
+use SensorKind::{AirQuality as A, Light as L, Noise as N, Parking as P, Traffic as T, Weather as W};
+
+/// Molar volume of an ideal gas at 25 °C and 1013.25 hPa, litres (ppm → µg/m³).
+const MOLAR_VOLUME: f64 = 24.45;
+
+/// The attributes devices can fill, with the vendor names recognised for each.
+pub const ATTRIBUTES: &[Attribute] = &[
+    attr("intensity", &[T], Quantity::Flow, Some(Unit::PerHour), &["intensity", "flow", "vehiclesperhour"]),
+    attr("occupancy", &[T, P], Quantity::Ratio, Some(Unit::Ratio), &["occupancy"]),
+    attr(
+        "averageVehicleSpeed",
+        &[T],
+        Quantity::VehicleSpeed,
+        Some(Unit::KmPerHour),
+        &["averagevehiclespeed", "avgspeed", "averagespeed", "speed"],
+    ),
+    attr("congested", &[T], Quantity::Flag, None, &["congested"]),
+    attr(
+        "pm10",
+        &[A],
+        Quantity::Concentration { molar_mass: None },
+        Some(Unit::MicrogramPerM3),
+        &["pm10", "pm10massconcentration"],
+    ),
+    attr(
+        "pm25",
+        &[A],
+        Quantity::Concentration { molar_mass: None },
+        Some(Unit::MicrogramPerM3),
+        &["pm25", "pm2p5", "pm25massconcentration"],
+    ),
+    attr("no2", &[A], Quantity::Concentration { molar_mass: Some(46.0055) }, Some(Unit::MicrogramPerM3), &["no2"]),
+    attr("o3", &[A], Quantity::Concentration { molar_mass: Some(47.9982) }, Some(Unit::MicrogramPerM3), &["o3"]),
+    attr("co", &[A], Quantity::ConcentrationMg { molar_mass: 28.0101 }, Some(Unit::MilligramPerM3), &["co"]),
+    attr("so2", &[A], Quantity::Concentration { molar_mass: Some(64.066) }, Some(Unit::MicrogramPerM3), &["so2"]),
+    attr("airQualityIndex", &[A], Quantity::Count, Some(Unit::Count), &["airqualityindex", "aqi"]),
+    attr("airQualityLevel", &[A], Quantity::Text, None, &["airqualitylevel"]),
+    attr(
+        "availableSpotNumber",
+        &[P],
+        Quantity::Count,
+        Some(Unit::Count),
+        &["availablespotnumber", "freespots", "availablespots"],
+    ),
+    attr("totalSpotNumber", &[P], Quantity::Count, Some(Unit::Count), &["totalspotnumber", "totalspots", "capacity"]),
+    // A single-spot detector (Nwave, Milesight...): one spot, occupied or not.
+    attr("occupied", &[P], Quantity::Flag, None, &["occupied"]),
+    attr("LAeq", &[N], Quantity::Level, Some(Unit::Decibel), &["laeq", "soundavg", "noise", "soundlevel"]),
+    attr("LAmax", &[N], Quantity::Level, Some(Unit::Decibel), &["lamax", "soundpeak", "soundmax"]),
+    attr("LAS", &[N], Quantity::Level, Some(Unit::Decibel), &["las"]),
+    attr(
+        "temperature",
+        &[W],
+        Quantity::Temperature,
+        Some(Unit::Celsius),
+        &["temperature", "temp", "airtemperature", "tempcsht", "tempc"],
+    ),
+    // Vendors publish humidity in percent: a bare number is a percentage.
+    attr(
+        "relativeHumidity",
+        &[W],
+        Quantity::Ratio,
+        Some(Unit::Percent),
+        &["relativehumidity", "humidity", "hum", "airhumidity", "humsht", "rh"],
+    ),
+    attr(
+        "atmosphericPressure",
+        &[W],
+        Quantity::Pressure,
+        Some(Unit::HPa),
+        &["atmosphericpressure", "pressure", "barometricpressure", "airpressure"],
+    ),
+    attr("windSpeed", &[W], Quantity::WindSpeed, Some(Unit::MetrePerSecond), &["windspeed"]),
+    attr("windDirection", &[W], Quantity::Angle, Some(Unit::Degree), &["winddirection"]),
+    attr("precipitation", &[W], Quantity::Depth, Some(Unit::Millimetre), &["precipitation", "rain", "rainfall"]),
+    attr("status", &[L], Quantity::Text, None, &["status"]),
+    attr("powerState", &[L], Quantity::Text, None, &["powerstate"]),
+    attr("illuminanceLevel", &[L], Quantity::Ratio, Some(Unit::Ratio), &["illuminancelevel", "dimlevel"]),
+    attr("powerConsumption", &[L], Quantity::Power, Some(Unit::Watt), &["powerconsumption", "power"]),
+];
+
+const fn attr(
+    name: &'static str,
+    kinds: &'static [SensorKind],
+    quantity: Quantity,
+    default_unit: Option<Unit>,
+    aliases: &'static [&'static str],
+) -> Attribute {
+    Attribute { name, kinds, quantity, default_unit, aliases }
+}
+
+/// The attribute a device's measurement name stands for, if any.
+pub fn attribute(name: &str) -> Option<&'static Attribute> {
+    let key: String =
+        name.chars().filter(|c| !matches!(c, '_' | '-' | '.' | ' ')).flat_map(char::to_lowercase).collect();
+    ATTRIBUTES.iter().find(|a| a.aliases.contains(&key.as_str()))
+}
+
+/// The attribute a SenML record without a name stands for, from its unit alone, when the unit
+/// names one attribute only.
+pub fn attribute_of_unit(unit: &str) -> Option<&'static Attribute> {
+    let name = match unit {
+        "Cel" | "K" => "temperature",
+        "%RH" => "relativeHumidity",
+        "Pa" | "hPa" => "atmosphericPressure",
+        _ => return None,
+    };
+    ATTRIBUTES.iter().find(|a| a.name == name)
+}
+
+/// `value` in `unit` (the attribute's default unit when `None`), in the model's unit of `a`.
+pub fn convert(a: &Attribute, key: &str, value: f64, unit: Option<Unit>, unit_text: &str) -> Result<f64, DeviceError> {
+    let unit = unit.or(a.default_unit);
+    let bad = |problem| DeviceError::Unit { name: key.to_string(), unit: unit_text.to_string(), problem };
+    let Some(unit) = unit else { return Err(bad("is needed for this measurement")) };
+    use Unit as U;
+    let v = match (a.quantity, unit) {
+        (Quantity::Temperature, U::Celsius) => value,
+        (Quantity::Temperature, U::Kelvin) => value - 273.15,
+        (Quantity::Ratio, U::Ratio) => value,
+        (Quantity::Ratio, U::Percent) => value / 100.0,
+        (Quantity::Pressure, U::HPa) => value,
+        (Quantity::Pressure, U::Pa) => value / 100.0,
+        (Quantity::Pressure, U::KPa) => value * 10.0,
+        (Quantity::WindSpeed, U::MetrePerSecond) => value,
+        (Quantity::WindSpeed, U::KmPerHour) => value / 3.6,
+        (Quantity::VehicleSpeed, U::KmPerHour) => value,
+        (Quantity::VehicleSpeed, U::MetrePerSecond) => value * 3.6,
+        (Quantity::Concentration { .. }, U::MicrogramPerM3) => value,
+        (Quantity::Concentration { .. }, U::MilligramPerM3) => value * 1000.0,
+        (Quantity::Concentration { molar_mass: Some(m) }, U::Ppm) => value * m * 1000.0 / MOLAR_VOLUME,
+        (Quantity::ConcentrationMg { .. }, U::MilligramPerM3) => value,
+        (Quantity::ConcentrationMg { .. }, U::MicrogramPerM3) => value / 1000.0,
+        (Quantity::ConcentrationMg { molar_mass }, U::Ppm) => value * molar_mass / MOLAR_VOLUME,
+        (Quantity::Level, U::Decibel) => value,
+        (Quantity::Power, U::Watt) => value,
+        (Quantity::Angle, U::Degree) => value,
+        (Quantity::Depth, U::Millimetre) => value,
+        (Quantity::Flow, U::PerHour | U::Count) => value,
+        (Quantity::Flow, U::PerSecond) => value * 3600.0,
+        (Quantity::Count, U::Count) => value,
+        _ => return Err(bad("does not fit this measurement")),
+    };
+    Ok(v)
+}
+
+/// A measurement ready for the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measure {
+    Number(f64),
+    Text(String),
+    Flag(bool),
+}
+
+/// The measurements of one sensor at one instant, by the model's attribute names, and the
+/// measurements no attribute takes (kept to apply [`Options::unknown`] once the kind is known).
+#[derive(Debug, Default)]
+pub struct Observation {
+    pub attributes: BTreeMap<&'static str, Measure>,
+    pub unknown: Vec<String>,
+}
+
+impl Observation {
+    /// Adds one measurement named `key` by the device, with the unit it came in.
+    pub fn add(
+        &mut self,
+        key: &str,
+        value: &Value,
+        unit_text: Option<&str>,
+        unit: Option<Unit>,
+    ) -> Result<(), DeviceError> {
+        let Some(a) = attribute(key) else {
+            self.unknown.push(key.to_string());
+            return Ok(());
+        };
+        let measure = match (a.quantity, value) {
+            (Quantity::Text, Value::String(s)) => Measure::Text(s.clone()),
+            (Quantity::Flag, Value::Bool(b)) => Measure::Flag(*b),
+            (Quantity::Flag, Value::Number(n)) if n.as_f64() == Some(0.0) || n.as_f64() == Some(1.0) => {
+                Measure::Flag(n.as_f64() == Some(1.0))
+            }
+            (Quantity::Text | Quantity::Flag, _) => return Err(DeviceError::Field(key.to_string())),
+            (_, Value::Number(n)) => {
+                let v = n.as_f64().ok_or_else(|| DeviceError::Field(key.to_string()))?;
+                Measure::Number(convert(a, key, v, unit, unit_text.unwrap_or(""))?)
+            }
+            _ => return Err(DeviceError::Field(key.to_string())),
+        };
+        self.attributes.insert(a.name, measure);
+        Ok(())
+    }
+}
+
+/// Where a reading comes from, once decoded.
+pub struct Origin {
+    pub sensor_id: String,
+    pub observed_at: DateTime<Utc>,
+    pub seq: u64,
+    /// Position in the payload, if any.
+    pub position: Option<(f64, f64)>,
+}
+
+/// The farthest a sensor may stand from the nearest commune centre, km (the island is about 70 km
+/// long; farther means a wrong or foreign position, not a Martinique sensor).
+pub const MAX_KM: f64 = 40.0;
+
+/// The commune whose centre is nearest, within [`MAX_KM`].
+pub fn nearest_commune(lat: f64, lon: f64) -> Option<Commune> {
+    let km = |c: Commune| {
+        let (clat, clon) = c.centre();
+        // An equirectangular approximation is exact enough at this scale.
+        let x = (lon - clon).to_radians() * ((lat + clat) / 2.0).to_radians().cos();
+        let y = (lat - clat).to_radians();
+        (x * x + y * y).sqrt() * 6371.0
+    };
+    let best = Commune::ALL.into_iter().min_by(|a, b| km(*a).total_cmp(&km(*b)))?;
+    (km(best) <= MAX_KM).then_some(best)
+}
+
+/// Turns a device id into a valid sensor id: characters outside `A-Z a-z 0-9 - _ .` become `-`,
+/// trailing separators go (`urn:dev:ow:10e2073a01080063:` → `urn-dev-ow-10e2073a01080063`).
+pub fn sensor_id(raw: &str) -> String {
+    raw.trim_end_matches([':', '/', '-', '.', '_', ' '])
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .collect()
+}
+
+/// The reading of `obs`, with the kind from `options` or from the attributes present.
+pub fn build(origin: Origin, mut obs: Observation, options: &Options) -> Result<Reading, DeviceError> {
+    let sensor = origin.sensor_id.clone();
+    let kind = match options.kind {
+        Some(k) => k,
+        None => choose_kind(&sensor, &obs)?,
+    };
+    // Attributes of another kind count as unknown measurements of this one.
+    let foreign: Vec<&'static str> =
+        obs.attributes.keys().copied().filter(|n| !attribute_named(n).kinds.contains(&kind)).collect();
+    for name in foreign {
+        obs.attributes.remove(name);
+        obs.unknown.push(name.to_string());
+    }
+    if options.unknown == Unknown::Refuse {
+        if let Some(first) = obs.unknown.first() {
+            return Err(DeviceError::Unknown(first.clone()));
+        }
+    }
+    derive(kind, &mut obs.attributes);
+    let missing: Vec<&str> = required(kind).iter().copied().filter(|n| !obs.attributes.contains_key(n)).collect();
+    if !missing.is_empty() {
+        let missing = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+        return Err(DeviceError::Missing { kind, sensor, missing });
+    }
+    let (lat, lon) = match (origin.position, options.lat.zip(options.lon)) {
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) => {
+            let message = "no position in the payload and no `lat`/`lon` in the configuration".into();
+            return Err(DeviceError::Location { sensor, message });
+        }
+    };
+    let commune = nearest_commune(lat, lon).ok_or_else(|| DeviceError::Location {
+        sensor: sensor.clone(),
+        message: format!("{lat}, {lon} is more than {MAX_KM} km from every commune of Martinique"),
+    })?;
+    let reading = Reading {
+        sensor_id: origin.sensor_id,
+        commune,
+        lat,
+        lon,
+        observed_at: origin.observed_at,
+        seq: origin.seq,
+        values: values(kind, &sensor, obs.attributes)?,
+    };
+    reading.validate()?;
+    Ok(reading)
+}
+
+fn attribute_named(name: &str) -> &'static Attribute {
+    // Observation keys are always names from ATTRIBUTES.
+    ATTRIBUTES.iter().find(|a| a.name == name).unwrap_or(&ATTRIBUTES[0])
+}
+
+/// The kind with the most attributes present; a tie or none at all is an error.
+fn choose_kind(sensor: &str, obs: &Observation) -> Result<SensorKind, DeviceError> {
+    let count = |k: SensorKind| obs.attributes.keys().filter(|n| attribute_named(n).kinds.contains(&k)).count();
+    let mut ranked: Vec<(usize, SensorKind)> = SensorKind::ALL.into_iter().map(|k| (count(k), k)).collect();
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let err = |message: String| DeviceError::Kind { sensor: sensor.to_string(), message };
+    match ranked.as_slice() {
+        [(0, _), ..] => Err(err(format!(
+            "no measurement is an attribute of a kind (got {})",
+            if obs.unknown.is_empty() { "none".into() } else { obs.unknown.join(", ") }
+        ))),
+        [(n, a), (m, b), ..] if n == m => Err(err(format!("it fits {a} and {b} equally"))),
+        [(_, k), ..] => Ok(*k),
+        [] => Err(err("no kinds".into())),
+    }
+}
+
+fn required(kind: SensorKind) -> &'static [&'static str] {
+    match kind {
+        T => &["intensity", "occupancy", "averageVehicleSpeed", "congested"],
+        A => &["pm10", "pm25", "no2", "o3", "co", "so2", "airQualityIndex", "airQualityLevel"],
+        P => &["availableSpotNumber", "totalSpotNumber", "occupancy"],
+        N => &["LAeq", "LAmax", "LAS"],
+        W => &["temperature", "relativeHumidity", "atmosphericPressure", "windSpeed", "windDirection", "precipitation"],
+        L => &["status", "powerState", "illuminanceLevel", "powerConsumption"],
+    }
+}
+
+/// Attributes that follow from others: they are computed, never invented.
+fn derive(kind: SensorKind, attrs: &mut BTreeMap<&'static str, Measure>) {
+    match kind {
+        P => {
+            if let Some(Measure::Flag(occupied)) = attrs.remove("occupied") {
+                attrs.entry("totalSpotNumber").or_insert(Measure::Number(1.0));
+                attrs.entry("availableSpotNumber").or_insert(Measure::Number(if occupied { 0.0 } else { 1.0 }));
+            }
+            if let (Some(Measure::Number(free)), Some(Measure::Number(total))) =
+                (attrs.get("availableSpotNumber"), attrs.get("totalSpotNumber"))
+            {
+                if *total > 0.0 && !attrs.contains_key("occupancy") {
+                    let occupancy = 1.0 - free / total;
+                    attrs.insert("occupancy", Measure::Number(occupancy));
+                }
+            }
+        }
+        A => {
+            if let Some(Measure::Number(aqi)) = attrs.get("airQualityIndex") {
+                if !attrs.contains_key("airQualityLevel") && (0.0..=500.0).contains(aqi) {
+                    let level = AirQualityLevel::from_index(aqi.round() as u32);
+                    let text = serde_json::to_value(level).ok().and_then(|v| v.as_str().map(String::from));
+                    attrs.insert("airQualityLevel", Measure::Text(text.unwrap_or_default()));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The typed values, through the model's own serde definitions (which name a wrong field).
+fn values(kind: SensorKind, sensor: &str, attrs: BTreeMap<&'static str, Measure>) -> Result<Values, DeviceError> {
+    let mut map = Map::new();
+    for (name, m) in attrs {
+        let v = match m {
+            // Whole numbers as integers, so that counts deserialize into the integer fields.
+            Measure::Number(x) if x.fract() == 0.0 && (0.0..9.0e15).contains(&x) => Value::from(x as u64),
+            Measure::Number(x) => serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null),
+            Measure::Text(s) => Value::String(s),
+            Measure::Flag(b) => Value::Bool(b),
+        };
+        map.insert(name.to_string(), v);
+    }
+    let v = Value::Object(map);
+    let bad = |e: serde_json::Error| DeviceError::Missing { kind, sensor: sensor.to_string(), missing: e.to_string() };
+    Ok(match kind {
+        T => Values::Traffic(serde_json::from_value(v).map_err(bad)?),
+        A => Values::AirQuality(serde_json::from_value(v).map_err(bad)?),
+        P => Values::Parking(serde_json::from_value(v).map_err(bad)?),
+        N => Values::Noise(serde_json::from_value(v).map_err(bad)?),
+        W => Values::Weather(serde_json::from_value(v).map_err(bad)?),
+        L => Values::Light(serde_json::from_value(v).map_err(bad)?),
+    })
+}
+
+/// A number from a JSON value that is either a bare number or `{"value": n, "unit": "..."}` (the
+/// nested form some vendors' formatters use), with the unit text if given.
+pub fn vendor_value(v: &Value) -> (&Value, Option<&str>) {
+    match v {
+        Value::Object(o) if o.contains_key("value") => (&o["value"], o.get("unit").and_then(Value::as_str)),
+        other => (other, None),
+    }
+}
+
+/// Adds every key of a vendor's decoded object to `obs` (TTN `decoded_payload`, ChirpStack `object`).
+pub fn add_object(obs: &mut Observation, object: &Map<String, Value>) -> Result<(), DeviceError> {
+    for (key, raw) in object {
+        let (value, unit_text) = vendor_value(raw);
+        let unit = match unit_text {
+            Some(u) => match vendor_unit(u) {
+                Some(unit) => Some(unit),
+                // An unknown unit on a measurement we do not use does not matter.
+                None if attribute(key).is_none() => None,
+                None => {
+                    return Err(DeviceError::Unit { name: key.clone(), unit: u.to_string(), problem: "is not known" })
+                }
+            },
+            None => None,
+        };
+        if attribute(key).is_some() || !value.is_object() {
+            obs.add(key, value, unit_text, unit)?;
+        } else {
+            obs.unknown.push(key.clone());
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 3339 time, refused before 2000 (a zero time such as TTN's `0001-01-01T00:00:00Z` for
+/// simulated uplinks is no observation time, and InfluxDB cannot store it).
+pub fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, DeviceError> {
+    let t = DateTime::parse_from_rfc3339(s)
+        .map_err(|_| DeviceError::Time(format!("`{field}` = `{s}` is not RFC 3339")))?
+        .with_timezone(&Utc);
+    if t.timestamp() < 946_684_800 {
+        return Err(DeviceError::Time(format!("`{field}` = `{s}` is before 2000")));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(name: &str, v: f64, unit: &str) -> f64 {
+        let a = attribute(name).unwrap();
+        convert(a, name, v, vendor_unit(unit).or(senml_unit(unit)), unit).unwrap()
+    }
+
+    #[test]
+    fn vendor_names_map_to_attributes() {
+        assert_eq!(attribute("pm2_5").unwrap().name, "pm25");
+        assert_eq!(attribute("TempC_SHT").unwrap().name, "temperature");
+        assert_eq!(attribute("soundAvg").unwrap().name, "LAeq");
+        assert_eq!(attribute("barometric_pressure").unwrap().name, "atmosphericPressure");
+        assert!(attribute("co2").is_none(), "the model has no CO2");
+        assert!(attribute("illuminance").is_none(), "lux is not the lamp's output level");
+    }
+
+    #[test]
+    fn every_conversion() {
+        assert_eq!(conv("temperature", 300.0, "K"), 300.0 - 273.15);
+        assert_eq!(conv("humidity", 62.0, "%"), 0.62);
+        assert!((conv("pressure", 95.96, "kPa") - 959.6).abs() < 1e-9);
+        assert_eq!(conv("pressure", 101_325.0, "Pa"), 1013.25);
+        assert_eq!(conv("windSpeed", 36.0, "km/h"), 10.0);
+        assert_eq!(conv("speed", 10.0, "m/s"), 36.0);
+        assert_eq!(conv("co", 1000.0, "µg/m³"), 1.0);
+        assert_eq!(conv("pm10", 0.05, "mg/m3"), 50.0);
+        assert!((conv("no2", 0.1, "ppm") - 188.16).abs() < 0.01, "0.1 ppm NO2 is about 188 µg/m³");
+        assert!((conv("co", 1.0, "ppm") - 1.1456).abs() < 0.001);
+        assert_eq!(conv("intensity", 0.5, "1/s"), 1800.0);
+    }
+
+    #[test]
+    fn mismatched_units_are_refused() {
+        let a = attribute("temperature").unwrap();
+        let e = convert(a, "temperature", 1.0, Some(Unit::Pa), "Pa").unwrap_err();
+        assert_eq!(e.reason(), "unit");
+        assert!(e.to_string().contains("`temperature`: unit `Pa` does not fit"), "{e}");
+        let pm = attribute("pm10").unwrap();
+        assert!(convert(pm, "pm10", 1.0, Some(Unit::Ppm), "ppm").is_err(), "particles have no molar mass");
+    }
+
+    #[test]
+    fn communes_are_the_nearest_on_the_island_only() {
+        assert_eq!(nearest_commune(14.62, -61.06), Some(Commune::FortDeFrance));
+        assert_eq!(nearest_commune(14.44, -60.88), Some(Commune::SainteAnne));
+        assert_eq!(nearest_commune(37.97, 23.72), None, "Athens is not in Martinique");
+    }
+
+    #[test]
+    fn sensor_ids_are_made_valid() {
+        assert_eq!(sensor_id("urn:dev:ow:10e2073a01080063:"), "urn-dev-ow-10e2073a01080063");
+        assert_eq!(sensor_id("Device name"), "Device-name");
+    }
+}
