@@ -1,11 +1,13 @@
-//! From a received message to a [`Reading`], through the one wire-format codec
-//! (`smartcity_model::codec::json`), plus the checks that only the gateway can make: the size limit
+//! From a received message to a [`Reading`], through the wire-format codec
+//! (`smartcity_model::codec::json`) or a device format ([`crate::formats`]), plus the checks that only the gateway can make: the size limit
 //! and the topic agreeing with the payload. Every refusal carries a short fixed `reason` (the metric
 //! label and the dead letter's `reason`) and a message a user can act on.
 //!
 //! Never panics, whatever the bytes (a property test feeds it arbitrary input).
 
+use crate::formats::Format;
 use smartcity_connectors::mqtt;
+use smartcity_model::codec::device::{DeviceError, Options};
 use smartcity_model::codec::json::{self, DecodeError};
 use smartcity_model::{Reading, SensorKind};
 
@@ -19,6 +21,19 @@ pub enum TopicRule {
     /// air-quality `airquality`, as the Pulsar topics do. A template without `{kind}` carries every
     /// kind and checks nothing.
     Template { template: String, pulsar_names: bool },
+    /// Device payloads in a device format: the topic names a device (`v3/app@ttn/devices/dev1/up`),
+    /// not a kind, so only its last segment is checked (uplinks, not joins or downlinks).
+    Device { format: Format, options: Box<Options> },
+}
+
+impl TopicRule {
+    /// Whether gaps in `seq` mean lost messages (not for SenML, whose seq is a time).
+    pub fn counts_frames(&self) -> bool {
+        match self {
+            TopicRule::Device { format, .. } => format.counts_frames(),
+            _ => true,
+        }
+    }
 }
 
 /// Why a message was set aside.
@@ -31,6 +46,9 @@ pub struct Refusal {
 
 /// Every `reason` a refusal can have (the metric's label values, pre-registered at zero).
 pub const REASONS: [&str; 7] = ["size", "syntax", "version", "values", "time", "invalid", "topic"];
+
+/// The further reasons of the device formats (docs/device-formats.md).
+pub const DEVICE_REASONS: [&str; 5] = ["field", "unit", "kind", "unknown", "location"];
 
 impl Refusal {
     fn new(reason: &'static str, message: impl Into<String>) -> Self {
@@ -51,14 +69,44 @@ impl From<DecodeError> for Refusal {
     }
 }
 
-/// Decodes `payload` received on `topic` and checks it against the topic.
-pub fn decode(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usize) -> Result<Reading, Refusal> {
+impl From<DeviceError> for Refusal {
+    fn from(e: DeviceError) -> Self {
+        Refusal::new(e.reason(), e.to_string())
+    }
+}
+
+/// Decodes `payload` received on `topic` into its readings (a SenML pack can hold several).
+pub fn decode_all(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usize) -> Result<Vec<Reading>, Refusal> {
+    let TopicRule::Device { format, options } = rule else {
+        return decode(rule, topic, payload, max_bytes).map(|r| vec![r]);
+    };
+    check_size(payload, max_bytes)?;
+    if let Some(suffix) = format.topic_suffix().filter(|s| !topic.ends_with(s)) {
+        let message =
+            format!("`{topic}` is not an uplink topic (`...{suffix}`): format `{}` reads uplinks", format.as_str());
+        return Err(Refusal::new("topic", message));
+    }
+    Ok(format.decode(payload, options)?)
+}
+
+fn check_size(payload: &[u8], max_bytes: usize) -> Result<(), Refusal> {
     if payload.len() > max_bytes {
         return Err(Refusal::new(
             "size",
             format!("{} bytes is over the {max_bytes}-byte limit (`max_message_bytes`)", payload.len()),
         ));
     }
+    Ok(())
+}
+
+/// Decodes `payload` received on `topic` and checks it against the topic (the first reading of a
+/// device payload; [`decode_all`] gives them all).
+pub fn decode(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usize) -> Result<Reading, Refusal> {
+    if let TopicRule::Device { .. } = rule {
+        let first = decode_all(rule, topic, payload, max_bytes)?.into_iter().next();
+        return first.ok_or_else(|| Refusal::new("kind", "no reading in the payload"));
+    }
+    check_size(payload, max_bytes)?;
     let reading = json::decode(payload)?;
     check_topic(rule, topic, &reading)?;
     Ok(reading)
@@ -91,6 +139,7 @@ fn check_topic(rule: &TopicRule, topic: &str, reading: &Reading) -> Result<(), R
                 }
             }
         }
+        TopicRule::Device { .. } => {}
     }
     Ok(())
 }
@@ -133,5 +182,21 @@ mod tests {
         assert!(decode(&pulsar, "persistent://public/default/smartcity-traffic-partition-3", &bytes, 65_536).is_ok());
         let any = TopicRule::Template { template: "everything".into(), pulsar_names: false };
         assert!(decode(&any, "everything", &bytes, 65_536).is_ok());
+    }
+
+    #[test]
+    fn device_topics_are_uplinks_of_any_device() {
+        let rule = TopicRule::Device { format: Format::Chirpstack, options: Box::default() };
+        let event = r#"{"time":"2026-11-21T11:30:00Z","deviceInfo":{"devEui":"0102030405060708"},
+            "object":{"laeq":60,"lamax":70,"las":58},"rxInfo":[{"location":{"latitude":14.6,"longitude":-61.0}}]}"#;
+        let up = "application/1/device/0102030405060708/event/up";
+        let r = decode_all(&rule, up, event.as_bytes(), 65_536).unwrap();
+        assert_eq!((r.len(), r[0].sensor_id.as_str()), (1, "0102030405060708"));
+        let join = decode_all(&rule, "application/1/device/0102030405060708/event/join", event.as_bytes(), 65_536);
+        assert!(join.unwrap_err().message.contains("not an uplink topic"));
+        let refusal = decode_all(&rule, up, b"{}", 65_536).unwrap_err();
+        assert_eq!(refusal.reason, "field");
+        assert!(DEVICE_REASONS.contains(&refusal.reason) || REASONS.contains(&refusal.reason));
+        assert!(!rule.counts_frames() || Format::Chirpstack.counts_frames());
     }
 }

@@ -6,7 +6,7 @@
 //! to the [`store`], the spool when it cannot take them) → acknowledgement back to the source.
 //!
 //! - [`config`]: `config/gateway.toml`, overrides, validation.
-//! - [`decode`]: the wire codec plus the gateway's checks (size, topic).
+//! - [`decode`]: the wire codec plus the gateway's checks (size, topic); [`formats`]: device formats.
 //! - [`dead_letter`]: the dead-letter file; [`dead_letter_copies`]: its copies on MQTT or Kafka.
 //! - [`line_files`]: the store without InfluxDB.
 //! - [`state`]: latest reading and history per sensor, sequence-gap accounting.
@@ -21,12 +21,14 @@ pub mod dead_letter;
 pub mod dead_letter_copies;
 pub mod decode;
 pub mod flux;
+pub mod formats;
 pub mod history;
 pub mod ingest;
 pub mod line_files;
 pub mod metrics;
 pub mod ogc;
 pub mod reinject;
+pub mod sample;
 pub mod sources;
 pub mod state;
 pub mod store;

@@ -3,6 +3,7 @@
 
 use crate::config::GatewayConfig;
 use crate::decode::TopicRule;
+use crate::formats::Format;
 use crate::metrics::GatewayMetrics;
 use smartcity_connectors::kafka::KafkaSource;
 use smartcity_connectors::kafka_rest::KafkaRestSource;
@@ -37,6 +38,12 @@ pub fn topic_rules(cfg: &GatewayConfig) -> HashMap<String, TopicRule> {
         };
         let template = template.unwrap_or_else(|| "any".into());
         rules.insert(p.name.clone(), TopicRule::Template { template, pulsar_names: true });
+    }
+    // A device format replaces the source's wire-format rule: its topics name devices, not kinds.
+    for (name, f) in &cfg.formats {
+        if f.format != Format::Json && rules.contains_key(name) {
+            rules.insert(name.clone(), TopicRule::Device { format: f.format, options: Box::new(f.options()) });
+        }
     }
     rules
 }

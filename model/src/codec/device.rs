@@ -32,6 +32,22 @@ pub struct Options {
     /// What to do with a measurement the kind has no attribute for.
     #[serde(default)]
     pub unknown: Unknown,
+    /// Per device, by sensor id: its kind and a fixed position, which win over the payload's
+    /// (an operator who enters where a sensor is mounted knows better than a gateway's position).
+    #[serde(default)]
+    pub devices: BTreeMap<String, Placement>,
+}
+
+/// The kind and position of one device, set in the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    #[serde(default)]
+    pub kind: Option<SensorKind>,
+    #[serde(default)]
+    pub lat: Option<f64>,
+    #[serde(default)]
+    pub lon: Option<f64>,
 }
 
 /// What to do with a measurement that is not an attribute of the reading's kind.
@@ -49,14 +65,20 @@ impl Options {
     /// Problems a user can fix in the configuration, as (field, message).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
-        match (self.lat, self.lon) {
-            (Some(lat), Some(lon)) => {
-                if nearest_commune(lat, lon).is_none() {
-                    p.push(("lat", format!("{lat}, {lon} is more than {MAX_KM} km from every commune of Martinique")));
+        let places = std::iter::once((None, self.lat, self.lon))
+            .chain(self.devices.iter().map(|(id, d)| (Some(id), d.lat, d.lon)));
+        for (device, lat, lon) in places {
+            let at = device.map_or(String::new(), |d| format!("device `{d}`: "));
+            match (lat, lon) {
+                (Some(lat), Some(lon)) if nearest_commune(lat, lon).is_none() => p.push((
+                    "lat",
+                    format!("{at}{lat}, {lon} is more than {MAX_KM} km from every commune of Martinique"),
+                )),
+                (Some(_), None) | (None, Some(_)) => {
+                    p.push(("lat", format!("{at}give both `lat` and `lon`, or neither")))
                 }
+                _ => {}
             }
-            (None, None) => {}
-            _ => p.push(("lat", "give both `lat` and `lon`, or neither".into())),
         }
         p
     }
@@ -463,7 +485,8 @@ pub fn sensor_id(raw: &str) -> String {
 /// The reading of `obs`, with the kind from `options` or from the attributes present.
 pub fn build(origin: Origin, mut obs: Observation, options: &Options) -> Result<Reading, DeviceError> {
     let sensor = origin.sensor_id.clone();
-    let kind = match options.kind {
+    let placed = options.devices.get(&sensor);
+    let kind = match placed.and_then(|p| p.kind).or(options.kind) {
         Some(k) => k,
         None => choose_kind(&sensor, &obs)?,
     };
@@ -485,7 +508,8 @@ pub fn build(origin: Origin, mut obs: Observation, options: &Options) -> Result<
         let missing = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
         return Err(DeviceError::Missing { kind, sensor, missing });
     }
-    let (lat, lon) = match (origin.position, options.lat.zip(options.lon)) {
+    let fixed = placed.and_then(|p| p.lat.zip(p.lon));
+    let (lat, lon) = match (fixed.or(origin.position), options.lat.zip(options.lon)) {
         (Some(p), _) | (None, Some(p)) => p,
         (None, None) => {
             let message = "no position in the payload and no `lat`/`lon` in the configuration".into();
@@ -691,6 +715,22 @@ mod tests {
         assert_eq!(nearest_commune(14.62, -61.06), Some(Commune::FortDeFrance));
         assert_eq!(nearest_commune(14.44, -60.88), Some(Commune::SainteAnne));
         assert_eq!(nearest_commune(37.97, 23.72), None, "Athens is not in Martinique");
+    }
+
+    #[test]
+    fn devices_set_in_the_configuration_win() {
+        let mut obs = Observation::default();
+        obs.add("laeq", &Value::from(60.0), None, None).unwrap();
+        obs.add("lamax", &Value::from(70.0), None, None).unwrap();
+        obs.add("las", &Value::from(58.0), None, None).unwrap();
+        let placed = Placement { kind: Some(SensorKind::Noise), lat: Some(14.74), lon: Some(-60.96) };
+        let options = Options { devices: [("nz-9".to_string(), placed)].into(), ..Options::default() };
+        let origin =
+            Origin { sensor_id: "nz-9".into(), observed_at: Utc::now(), seq: 1, position: Some((14.6, -61.0)) };
+        let r = build(origin, obs, &options).unwrap();
+        assert_eq!((r.commune, r.lat), (Commune::LaTrinite, 14.74));
+        let bad = Options { lat: Some(14.6), ..options };
+        assert_eq!(bad.problems().len(), 1);
     }
 
     #[test]
