@@ -22,8 +22,9 @@ pub enum TopicRule {
     /// kind and checks nothing.
     Template { template: String, pulsar_names: bool },
     /// Device payloads in a device format: the topic names a device (`v3/app@ttn/devices/dev1/up`),
-    /// not a kind, so only its last segment is checked (uplinks, not joins or downlinks).
-    Device { format: Format, options: Box<Options> },
+    /// not a kind. With `uplinks_only` (MQTT, where the network server publishes joins and
+    /// downlinks under the same prefix) only its end is checked: TTN `/up`, ChirpStack `/event/up`.
+    Device { format: Format, options: Box<Options>, uplinks_only: bool },
 }
 
 impl TopicRule {
@@ -77,11 +78,11 @@ impl From<DeviceError> for Refusal {
 
 /// Decodes `payload` received on `topic` into its readings (a SenML pack can hold several).
 pub fn decode_all(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usize) -> Result<Vec<Reading>, Refusal> {
-    let TopicRule::Device { format, options } = rule else {
+    let TopicRule::Device { format, options, uplinks_only } = rule else {
         return decode(rule, topic, payload, max_bytes).map(|r| vec![r]);
     };
     check_size(payload, max_bytes)?;
-    if let Some(suffix) = format.topic_suffix().filter(|s| !topic.ends_with(s)) {
+    if let Some(suffix) = format.topic_suffix().filter(|s| *uplinks_only && !topic.ends_with(s)) {
         let message =
             format!("`{topic}` is not an uplink topic (`...{suffix}`): format `{}` reads uplinks", format.as_str());
         return Err(Refusal::new("topic", message));
@@ -186,7 +187,7 @@ mod tests {
 
     #[test]
     fn device_topics_are_uplinks_of_any_device() {
-        let rule = TopicRule::Device { format: Format::Chirpstack, options: Box::default() };
+        let rule = TopicRule::Device { format: Format::Chirpstack, options: Box::default(), uplinks_only: true };
         let event = r#"{"time":"2026-11-21T11:30:00Z","deviceInfo":{"devEui":"0102030405060708"},
             "object":{"laeq":60,"lamax":70,"las":58},"rxInfo":[{"location":{"latitude":14.6,"longitude":-61.0}}]}"#;
         let up = "application/1/device/0102030405060708/event/up";

@@ -42,7 +42,9 @@ pub fn topic_rules(cfg: &GatewayConfig) -> HashMap<String, TopicRule> {
     // A device format replaces the source's wire-format rule: its topics name devices, not kinds.
     for (name, f) in &cfg.formats {
         if f.format != Format::Json && rules.contains_key(name) {
-            rules.insert(name.clone(), TopicRule::Device { format: f.format, options: Box::new(f.options()) });
+            let uplinks_only = cfg.mqtt.iter().any(|m| &m.name == name);
+            let options = Box::new(f.options());
+            rules.insert(name.clone(), TopicRule::Device { format: f.format, options, uplinks_only });
         }
     }
     rules

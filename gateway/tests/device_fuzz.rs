@@ -25,7 +25,7 @@ fn cases(default: u32) -> ProptestConfig {
 fn rule(format: Format) -> TopicRule {
     // A fallback position, so that many generated payloads get as far as the reading's checks.
     let options = Options { lat: Some(14.6), lon: Some(-61.0), ..Options::default() };
-    TopicRule::Device { format, options: Box::new(options) }
+    TopicRule::Device { format, options: Box::new(options), uplinks_only: true }
 }
 
 const TOPIC: &str = "application/1/device/0102030405060708/event/up"; // ends in `/up` too
