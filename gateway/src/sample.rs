@@ -44,3 +44,40 @@ pub fn describe(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example of docs/device-formats.md decodes as the page says.
+    #[test]
+    fn documented_examples_decode() {
+        let doc = include_str!("../../docs/device-formats.md");
+        let cfg = GatewayConfig::load(None).unwrap();
+        let mut seen = Vec::new();
+        for block in doc.split("```json ").skip(1) {
+            let (format, rest) = block.split_once('\n').expect("a fenced block");
+            let payload = rest.split("```").next().expect("closed block");
+            let format = <Format as clap::ValueEnum>::from_str(format, false).expect("a format name");
+            let out = describe(&cfg, Some(format), None, None, payload.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with('{')).collect();
+            let kinds: Vec<&str> = lines.iter().map(|l| l.split(',').next().unwrap()).collect();
+            seen.push((format, kinds.join(" ")));
+            if format == Format::Ttn {
+                assert!(doc.contains(lines[0]), "the page shows the line protocol of the TTN example: {}", lines[0]);
+            }
+        }
+        let want = [(Format::Ttn, "weather"), (Format::Chirpstack, "noise"), (Format::Senml, "parking parking")];
+        let want: Vec<(Format, String)> = want.iter().map(|(f, k)| (*f, k.to_string())).collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn a_refusal_says_reason_and_message() {
+        let cfg = GatewayConfig::load(None).unwrap();
+        let e = describe(&cfg, Some(Format::Senml), None, None, b"{}").unwrap_err();
+        assert!(e.starts_with("dead letter, reason `syntax`"), "{e}");
+        let e = describe(&cfg, None, Some("nope"), None, b"{}").unwrap_err();
+        assert!(e.contains("no source is named `nope`"), "{e}");
+    }
+}
