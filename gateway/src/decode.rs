@@ -9,6 +9,7 @@ use crate::formats::Format;
 use smartcity_connectors::mqtt;
 use smartcity_model::codec::device::{DeviceError, Options};
 use smartcity_model::codec::json::{self, DecodeError};
+use smartcity_model::codec::mapping::Mapping;
 use smartcity_model::{Reading, SensorKind};
 
 /// How a source's topic names the kind (and, for MQTT, the sensor) of the readings it carries.
@@ -24,13 +25,14 @@ pub enum TopicRule {
     /// Device payloads in a device format: the topic names a device (`v3/app@ttn/devices/dev1/up`),
     /// not a kind. With `uplinks_only` (MQTT, where the network server publishes joins and
     /// downlinks under the same prefix) only its end is checked: TTN `/up`, ChirpStack `/event/up`.
-    Device { format: Format, options: Box<Options>, uplinks_only: bool },
+    Device { format: Format, options: Box<Options>, uplinks_only: bool, mapping: Option<Box<Mapping>> },
 }
 
 impl TopicRule {
     /// Whether gaps in `seq` mean lost messages (not for SenML, whose seq is a time).
     pub fn counts_frames(&self) -> bool {
         match self {
+            TopicRule::Device { mapping: Some(m), .. } => m.seq.is_some(),
             TopicRule::Device { format, .. } => format.counts_frames(),
             _ => true,
         }
@@ -78,7 +80,7 @@ impl From<DeviceError> for Refusal {
 
 /// Decodes `payload` received on `topic` into its readings (a SenML pack can hold several).
 pub fn decode_all(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usize) -> Result<Vec<Reading>, Refusal> {
-    let TopicRule::Device { format, options, uplinks_only } = rule else {
+    let TopicRule::Device { format, options, uplinks_only, mapping } = rule else {
         return decode(rule, topic, payload, max_bytes).map(|r| vec![r]);
     };
     check_size(payload, max_bytes)?;
@@ -87,7 +89,7 @@ pub fn decode_all(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usiz
             format!("`{topic}` is not an uplink topic (`...{suffix}`): format `{}` reads uplinks", format.as_str());
         return Err(Refusal::new("topic", message));
     }
-    Ok(format.decode(payload, options)?)
+    Ok(format.decode(payload, topic, options, mapping.as_deref())?)
 }
 
 fn check_size(payload: &[u8], max_bytes: usize) -> Result<(), Refusal> {
@@ -187,7 +189,12 @@ mod tests {
 
     #[test]
     fn device_topics_are_uplinks_of_any_device() {
-        let rule = TopicRule::Device { format: Format::Chirpstack, options: Box::default(), uplinks_only: true };
+        let rule = TopicRule::Device {
+            format: Format::Chirpstack,
+            options: Box::default(),
+            uplinks_only: true,
+            mapping: None,
+        };
         let event = r#"{"time":"2026-11-21T11:30:00Z","deviceInfo":{"devEui":"0102030405060708"},
             "object":{"laeq":60,"lamax":70,"las":58},"rxInfo":[{"location":{"latitude":14.6,"longitude":-61.0}}]}"#;
         let up = "application/1/device/0102030405060708/event/up";

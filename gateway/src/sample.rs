@@ -26,9 +26,12 @@ pub fn describe(
     let rule = match format {
         // The wire format names its kind and sensor in the payload: no topic to check it against.
         Format::Json => TopicRule::Template { template: "any".into(), pulsar_names: false },
-        device => {
-            TopicRule::Device { format: device, options: Box::new(configured.options()), uplinks_only: topic.is_some() }
-        }
+        device => TopicRule::Device {
+            format: device,
+            options: Box::new(configured.options()),
+            uplinks_only: topic.is_some(),
+            mapping: configured.mapping.clone().map(Box::new),
+        },
     };
     let topic = topic.map_or_else(|| format.topic_suffix().unwrap_or("any").to_string(), str::to_string);
     let readings = decode::decode_all(&rule, &topic, payload, cfg.writer.max_message_bytes)

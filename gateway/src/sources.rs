@@ -44,7 +44,8 @@ pub fn topic_rules(cfg: &GatewayConfig) -> HashMap<String, TopicRule> {
         if f.format != Format::Json && rules.contains_key(name) {
             let uplinks_only = cfg.mqtt.iter().any(|m| &m.name == name);
             let options = Box::new(f.options());
-            rules.insert(name.clone(), TopicRule::Device { format: f.format, options, uplinks_only });
+            let mapping = f.mapping.clone().map(Box::new);
+            rules.insert(name.clone(), TopicRule::Device { format: f.format, options, uplinks_only, mapping });
         }
     }
     rules

@@ -11,6 +11,7 @@ use smartcity_gateway::decode::{decode_all, Refusal, TopicRule, DEVICE_REASONS, 
 use smartcity_gateway::formats::Format;
 use smartcity_model::codec::device::Options;
 use smartcity_model::codec::line_protocol;
+use smartcity_model::codec::mapping::Mapping;
 
 const MAX: usize = 65_536;
 
@@ -25,13 +26,23 @@ fn cases(default: u32) -> ProptestConfig {
 fn rule(format: Format) -> TopicRule {
     // A fallback position, so that many generated payloads get as far as the reading's checks.
     let options = Options { lat: Some(14.6), lon: Some(-61.0), ..Options::default() };
-    TopicRule::Device { format, options: Box::new(options), uplinks_only: true }
+    let mapping = (format == Format::Mapping).then(|| Box::new(mapping()));
+    TopicRule::Device { format, options: Box::new(options), uplinks_only: true, mapping }
+}
+
+/// A mapping over the paths `random_documents` fills (noise, with time, seq and kind in the payload).
+fn mapping() -> Mapping {
+    toml::from_str(
+        "sensor_id = \"id\"\ntime = \"ts\"\ntime_format = \"unix\"\nseq = \"n\"\nkind_path = \"kind\"\nlat = \"pos.0\"\nlon = \"pos.1\"\n\
+         records = \"data\"\n[fields]\nLAeq = { path = \"a\", unit = \"dB\" }\nLAmax = { path = \"b\" }\nLAS = { path = \"c.value\" }\n",
+    )
+    .unwrap()
 }
 
 const TOPIC: &str = "application/1/device/0102030405060708/event/up"; // ends in `/up` too
 
 fn format() -> impl Strategy<Value = Format> {
-    prop_oneof![Just(Format::Senml), Just(Format::Ttn), Just(Format::Chirpstack)]
+    prop_oneof![Just(Format::Senml), Just(Format::Ttn), Just(Format::Chirpstack), Just(Format::Mapping)]
 }
 
 /// Decodes, and checks what the decoder promises whichever way it goes.
@@ -61,6 +72,8 @@ fn sample(format: Format) -> Value {
             "wind_speed": 6.1, "wind_direction": 90, "rain": 0}}}),
         Format::Chirpstack => json!({"time": "2026-11-21T11:30:00Z", "fCnt": 7, "deviceInfo": {"deviceName": "nz-1"},
             "object": {"laeq": 63.2, "lamax": 71.8, "las": 60.4}}),
+        Format::Mapping => json!({"data": [{"id": "nz-1", "ts": 1_795_253_400, "n": 1, "kind": "noise",
+            "pos": [14.6, -61.0], "a": 60, "b": 70, "c": {"value": 58}}]}),
         _ => json!([{"bn": "urn:dev:mac:1:", "bt": 1_795_253_400, "n": "temperature", "u": "Cel", "v": 27.5},
             {"n": "humidity", "u": "%RH", "v": 78}, {"n": "pressure", "u": "hPa", "v": 1013.2},
             {"n": "windSpeed", "u": "km/h", "v": 22}, {"n": "windDirection", "u": "deg", "v": 90},
@@ -228,10 +241,27 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(cases(300))]
+
+    #[test]
+    fn mapped_documents_never_panic(
+        fields in prop::collection::vec(prop::collection::btree_map(
+            prop_oneof![Just("id".to_string()), Just("ts".to_string()), Just("n".to_string()), Just("kind".to_string()),
+                Just("pos".to_string()), Just("a".to_string()), Just("b".to_string()), Just("c".to_string()), key()],
+            prop_oneof![measure(), Just(json!("noise")), Just(json!([14.6, -61.0])), Just(json!(1_795_253_400))],
+            0..9,
+        ), 0..4),
+    ) {
+        let data: Vec<Value> = fields.into_iter().map(|f| Value::Object(f.into_iter().collect())).collect();
+        check(Format::Mapping, &serde_json::to_vec(&json!({"data": data})).unwrap())?;
+    }
+}
+
 /// The samples themselves decode: the properties above start from valid payloads.
 #[test]
 fn samples_decode() {
-    for format in [Format::Senml, Format::Ttn, Format::Chirpstack] {
+    for format in [Format::Senml, Format::Ttn, Format::Chirpstack, Format::Mapping] {
         let bytes = serde_json::to_vec(&sample(format)).unwrap();
         let r = decode_all(&rule(format), TOPIC, &bytes, MAX).unwrap_or_else(|e| panic!("{format:?}: {e:?}"));
         assert_eq!(r.len(), 1);

@@ -400,6 +400,26 @@ pub fn convert(a: &Attribute, key: &str, value: f64, unit: Option<Unit>, unit_te
     Ok(v)
 }
 
+/// The model's own unit of a quantity (what a declarative mapping's field without a unit is in).
+pub fn model_unit(q: Quantity) -> Option<Unit> {
+    Some(match q {
+        Quantity::Temperature => Unit::Celsius,
+        Quantity::Ratio => Unit::Ratio,
+        Quantity::Pressure => Unit::HPa,
+        Quantity::WindSpeed => Unit::MetrePerSecond,
+        Quantity::VehicleSpeed => Unit::KmPerHour,
+        Quantity::Concentration { .. } => Unit::MicrogramPerM3,
+        Quantity::ConcentrationMg { .. } => Unit::MilligramPerM3,
+        Quantity::Level => Unit::Decibel,
+        Quantity::Power => Unit::Watt,
+        Quantity::Angle => Unit::Degree,
+        Quantity::Depth => Unit::Millimetre,
+        Quantity::Flow => Unit::PerHour,
+        Quantity::Count => Unit::Count,
+        Quantity::Text | Quantity::Flag => return None,
+    })
+}
+
 /// A measurement ready for the model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Measure {

@@ -5,6 +5,7 @@ pub mod chirpstack;
 pub mod device;
 pub mod json;
 pub mod line_protocol;
+pub mod mapping;
 pub mod ngsi_ld;
 pub mod senml;
 pub mod sensorthings;
