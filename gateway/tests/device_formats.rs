@@ -28,8 +28,9 @@ async fn ttn_chirpstack_and_senml_payloads_reach_influxdb_and_misfits_are_dead_l
     );
     let (ttn, cs, senml) =
         (format!("test/{r}/v3/city@ttn/devices"), format!("test/{r}/application/7"), format!("test/{r}/senml"));
+    let acme = format!("test/{r}/acme");
     let mut extra = String::new();
-    for (name, prefix) in [("ttn", &ttn), ("chirpstack", &cs), ("senml", &senml)] {
+    for (name, prefix) in [("ttn", &ttn), ("chirpstack", &cs), ("senml", &senml), ("acme", &acme)] {
         extra += &format!(
             "\n[[mqtt]]\nname = \"{name}\"\nhost = \"{}\"\nport = {}\nclient_id = \"{r}-{name}\"\ntopic_prefix = \"{prefix}\"\n",
             bench_var("BENCH_MQTT_HOST"),
@@ -41,7 +42,11 @@ async fn ttn_chirpstack_and_senml_payloads_reach_influxdb_and_misfits_are_dead_l
     extra += &format!(
         "\n[formats.ttn]\nformat = \"ttn\"\n\n[formats.chirpstack]\nformat = \"chirpstack\"\n\
          [formats.chirpstack.devices.{r}-nz]\nlat = 14.738\nlon = -60.963\n\n\
-         [formats.senml]\nformat = \"senml\"\nlat = 14.436\nlon = -60.882\n\n[formats.kafka]\nformat = \"ttn\"\n"
+         [formats.senml]\nformat = \"senml\"\nlat = 14.436\nlon = -60.882\n\n[formats.kafka]\nformat = \"ttn\"\n\n\
+         [formats.acme]\nformat = \"mapping\"\n[formats.acme.mapping]\nsensor_id_topic_segment = 3\ntime = \"ts\"\n\
+         time_format = \"unix_ms\"\nseq = \"n\"\nkind_path = \"type\"\nlat = \"pos.0\"\nlon = \"pos.1\"\n\
+         fields = {{ intensity = {{ path = \"flow\", unit = \"1/s\" }}, occupancy = {{ path = \"occ\", unit = \"%\" }}, \
+         averageVehicleSpeed = {{ path = \"v\", unit = \"m/s\" }}, congested = {{ path = \"jam\" }} }}\n"
     );
     std::fs::write(&config, std::fs::read_to_string(&config).unwrap() + &extra).unwrap();
     let check = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
@@ -52,7 +57,7 @@ async fn ttn_chirpstack_and_senml_payloads_reach_influxdb_and_misfits_are_dead_l
     assert!(check.status.success() && said.contains("ttn reads ttn") && said.contains("senml reads senml"), "{said}");
 
     let gw = Gateway::start(&config, "a");
-    for source in ["mqtt", "ttn", "chirpstack", "senml"] {
+    for source in ["mqtt", "ttn", "chirpstack", "senml", "acme"] {
         let series = format!("smartcity_gateway_source_connected{{source=\"{source}\"}}");
         assert_eq!(wait_metric(&gw, &series, 1.0, Duration::from_secs(20)).await, 1.0, "{source}: {}", gw.log_text());
     }
@@ -98,6 +103,10 @@ async fn ttn_chirpstack_and_senml_payloads_reach_influxdb_and_misfits_are_dead_l
     publish(format!("{ttn}/{r}-wx/up"), bytes(&uplink)).await;
     publish(format!("{cs}/device/0102030405060708/event/up"), bytes(&event)).await;
     publish(format!("{senml}/{r}-pk"), bytes(&pack)).await;
+    // Any other JSON, through the mapping: a traffic counter named by its topic segment.
+    let counter = json!({"type": "traffic", "ts": 1_780_308_003_000u64, "n": 77, "pos": [14.575, -60.975],
+        "flow": 0.5, "occ": 41, "v": 10, "jam": false});
+    publish(format!("{acme}/{r}-tf/data"), bytes(&counter)).await;
     // Misfits: an uplink whose formatter failed, a join event, a SenML unit nobody registered.
     let mut raw = uplink.clone();
     raw["uplink_message"].as_object_mut().unwrap().remove("decoded_payload");
@@ -138,6 +147,12 @@ async fn ttn_chirpstack_and_senml_payloads_reach_influxdb_and_misfits_are_dead_l
     let lt = points(&run, &format!("{r}-lt"), 1).await;
     assert_point(&lt[0], "light", "Le Robert", "2026-06-01T10:00:02Z", "9");
     assert_field(&lt[0], "powerConsumption", 120.0);
+
+    let tf = points(&run, &format!("{r}-tf"), 1).await;
+    assert_point(&tf[0], "traffic", "Ducos", "2026-06-01T10:00:03Z", "77");
+    assert_field(&tf[0], "intensity", 1800.0);
+    assert_field(&tf[0], "occupancy", 0.41);
+    assert_field(&tf[0], "averageVehicleSpeed", 36.0);
 
     let dead = wait_dead(&run, 3).await;
     let find = |source: &str| {
