@@ -9,7 +9,8 @@
 //!   "locations":{"user":{"latitude":14.616,"longitude":-61.059,"source":"SOURCE_REGISTRY"}}}}
 //! ```
 //! - sensor id: `end_device_ids.device_id`; seq: `uplink_message.f_cnt` (left out when 0, so
-//!   missing is 0); time: `uplink_message.received_at`, else the top-level `received_at`.
+//!   missing is 0); time: the first usable (from 2000 on) of `uplink_message.received_at`, the
+//!   top-level `received_at` and the gateways' `rx_metadata[].time`.
 //! - values: the keys of `decoded_payload` (the application's payload formatter), bare numbers or
 //!   `{"value": n, "unit": "kPa"}`, mapped by [`device::attribute`]. An uplink without a
 //!   `decoded_payload` (no formatter, or it failed) is refused: the raw bytes are vendor-specific.
@@ -36,17 +37,34 @@ pub fn decode(bytes: &[u8], options: &Options, _now: DateTime<Utc>) -> Result<Ve
         None => 0,
         Some(n) => n.as_u64().ok_or_else(|| field("uplink_message.f_cnt"))?,
     };
-    let (time_field, time) = match up.get("received_at").and_then(Value::as_str) {
-        Some(t) => ("uplink_message.received_at", t),
-        None => ("received_at", doc.get("received_at").and_then(Value::as_str).ok_or_else(|| field("received_at"))?),
-    };
-    let observed_at = device::parse_time(time_field, time)?;
+    let observed_at = time(&doc, up)?;
     let object =
         up.get("decoded_payload").and_then(Value::as_object).ok_or_else(|| field("uplink_message.decoded_payload"))?;
     let mut obs = Observation::default();
     device::add_object(&mut obs, object)?;
     let origin = Origin { sensor_id: device::sensor_id(device_id), observed_at, seq, position: position(up) };
     Ok(vec![device::build(origin, obs, options)?])
+}
+
+/// The first usable of `uplink_message.received_at`, the top-level `received_at`, and the
+/// gateways' `rx_metadata[].time`: simulated uplinks carry a zero `uplink_message.received_at`,
+/// and some integrations publish no `received_at` at all.
+fn time(doc: &Value, up: &Value) -> Result<DateTime<Utc>, DeviceError> {
+    let gateways = up.get("rx_metadata").and_then(Value::as_array).into_iter().flatten();
+    let candidates = [("uplink_message.received_at", up.get("received_at")), ("received_at", doc.get("received_at"))]
+        .into_iter()
+        .chain(gateways.map(|m| ("uplink_message.rx_metadata[].time", m.get("time"))))
+        .filter_map(|(field, v)| Some((field, v?.as_str()?)));
+    let mut first_error = None;
+    for (field, text) in candidates {
+        match device::parse_time(field, text) {
+            Ok(t) => return Ok(t),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| DeviceError::Field("received_at".into())))
 }
 
 fn position(up: &Value) -> Option<(f64, f64)> {
@@ -110,6 +128,14 @@ mod tests {
         assert_eq!((r.seq, r.kind(), r.commune), (0, SensorKind::Parking, crate::Commune::LeMarin));
         let Values::Parking(p) = &r.values else { panic!() };
         assert_eq!((p.available_spot_number, p.total_spot_number, p.occupancy), (0, 1, 1.0));
+    }
+
+    #[test]
+    fn a_zero_uplink_time_falls_back_to_the_message_time() {
+        let text = uplink(r#"{"occupied":false}"#, r#","received_at":"0001-01-01T00:00:00Z""#);
+        let opts = Options { lat: Some(14.6), lon: Some(-61.0), ..Options::default() };
+        let r = &decode(text.as_bytes(), &opts, now()).unwrap()[0];
+        assert_eq!(r.observed_at.to_rfc3339(), "2026-11-21T11:30:00+00:00");
     }
 
     #[test]
