@@ -99,6 +99,8 @@ pub enum DeviceError {
     Kind { sensor: String, message: String },
     #[error("{kind} sensor `{sensor}` lacks {missing}: every attribute of the kind is needed")]
     Missing { kind: SensorKind, sensor: String, missing: String },
+    #[error("{kind} sensor `{sensor}`: {message}")]
+    Values { kind: SensorKind, sensor: String, message: String },
     #[error("`{0}` is not an attribute of the reading's kind (`unknown = \"refuse\"`)")]
     Unknown(String),
     #[error("sensor `{sensor}`: {message}")]
@@ -116,7 +118,7 @@ impl DeviceError {
             DeviceError::Time(_) => "time",
             DeviceError::Unit { .. } => "unit",
             DeviceError::Kind { .. } => "kind",
-            DeviceError::Missing { .. } => "values",
+            DeviceError::Missing { .. } | DeviceError::Values { .. } => "values",
             DeviceError::Unknown(_) => "unknown",
             DeviceError::Location { .. } => "location",
             DeviceError::Invalid(_) => "invalid",
@@ -458,7 +460,10 @@ impl Observation {
             (Quantity::Text | Quantity::Flag, _) => return Err(DeviceError::Field(key.to_string())),
             (_, Value::Number(n)) => {
                 let v = n.as_f64().ok_or_else(|| DeviceError::Field(key.to_string()))?;
-                Measure::Number(convert(a, key, v, unit, unit_text.unwrap_or(""))?)
+                let v = convert(a, key, v, unit, unit_text.unwrap_or(""))?;
+                // A flow converted from 1/s is a rate: whole vehicles per hour are close enough.
+                let v = if a.quantity == Quantity::Flow { v.round() } else { v };
+                Measure::Number(v)
             }
             _ => return Err(DeviceError::Field(key.to_string())),
         };
@@ -630,7 +635,7 @@ fn values(kind: SensorKind, sensor: &str, attrs: BTreeMap<&'static str, Measure>
         map.insert(name.to_string(), v);
     }
     let v = Value::Object(map);
-    let bad = |e: serde_json::Error| DeviceError::Missing { kind, sensor: sensor.to_string(), missing: e.to_string() };
+    let bad = |e: serde_json::Error| DeviceError::Values { kind, sensor: sensor.to_string(), message: e.to_string() };
     Ok(match kind {
         T => Values::Traffic(serde_json::from_value(v).map_err(bad)?),
         A => Values::AirQuality(serde_json::from_value(v).map_err(bad)?),
@@ -728,6 +733,23 @@ mod tests {
         assert!(e.to_string().contains("`temperature`: unit `Pa` does not fit"), "{e}");
         let pm = attribute("pm10").unwrap();
         assert!(convert(pm, "pm10", 1.0, Some(Unit::Ppm), "ppm").is_err(), "particles have no molar mass");
+    }
+
+    #[test]
+    fn counts_must_be_whole_and_flows_are_rounded() {
+        let mut obs = Observation::default();
+        obs.add("intensity", &Value::from(0.3333), Some("1/s"), Some(Unit::PerSecond)).unwrap();
+        assert_eq!(obs.attributes["intensity"], Measure::Number(1200.0));
+        for v in [2.5, -1.0, 1e12] {
+            let mut obs = Observation::default();
+            obs.add("availableSpotNumber", &Value::from(v), None, None).unwrap();
+            obs.add("totalSpotNumber", &Value::from(10), None, None).unwrap();
+            let origin =
+                Origin { sensor_id: "pk".into(), observed_at: Utc::now(), seq: 0, position: Some((14.6, -61.0)) };
+            let e = build(origin, obs, &Options::default()).unwrap_err();
+            assert_eq!(e.reason(), "values", "{e}");
+            assert!(e.to_string().starts_with("parking sensor `pk`: "), "{e}");
+        }
     }
 
     #[test]
