@@ -1,6 +1,7 @@
 //! Wire formats. Plain functions, one module per format; protocol details (topic names, ids, units
 //! codes) are derived here, never stored in [`crate::Reading`].
 
+pub mod attributes;
 pub mod chirpstack;
 pub mod device;
 pub mod json;
