@@ -62,6 +62,22 @@ pub enum Command {
         #[arg(long, value_name = "TIME", value_parser = crate::reinject::parse_time)]
         until: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// Print what one sample payload becomes, offline: its reading(s) in the wire format and in
+    /// InfluxDB line protocol, or the dead letter's reason and message (exit 1). The format and
+    /// its settings are those of `--source` in the configuration, or `--format` with defaults.
+    Decode {
+        /// The payload format (default: the source's, else `json`).
+        #[arg(long, value_enum)]
+        format: Option<crate::formats::Format>,
+        /// Take the format and its settings (kind, positions...) from `[formats.<SOURCE>]`.
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
+        /// The topic the payload came on (TTN and ChirpStack read uplink topics only).
+        #[arg(long, value_name = "TOPIC")]
+        topic: Option<String>,
+        /// A file holding one payload.
+        file: PathBuf,
+    },
 }
 
 impl Cli {

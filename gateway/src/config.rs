@@ -1,6 +1,7 @@
 //! The gateway's configuration: `config/gateway.toml` (embedded as defaults) or a user file,
 //! command-line overrides, and validation naming the file and field of any problem.
 
+use crate::formats::FormatConfig;
 use serde::{Deserialize, Deserializer};
 use smartcity_connectors::config_file::{self, ConfigError};
 use smartcity_connectors::influxdb::InfluxConfig;
@@ -11,7 +12,7 @@ use smartcity_connectors::ngsi_ld::NgsiLdSourceConfig;
 use smartcity_connectors::pulsar::PulsarSourceConfig;
 use smartcity_connectors::sources::SourceConfig;
 use smartcity_connectors::spool::SpoolConfig;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +63,10 @@ pub struct GatewayConfig {
     pub http: HttpConfig,
     #[serde(default)]
     pub state: StateConfig,
+    /// The payload format of a source, by source name, when it is not our wire format
+    /// (`[formats.<source>]`, see gateway/src/formats.rs and docs/device-formats.md).
+    #[serde(default)]
+    pub formats: BTreeMap<String, FormatConfig>,
 }
 
 fn default_mqtt() -> Vec<MqttConfig> {
@@ -362,7 +367,24 @@ impl GatewayConfig {
         if self.state.dead_letters_kept > 100_000 {
             state.push(("dead_letters_kept", format!("at most 100000 (got {})", self.state.dead_letters_kept)));
         }
-        config_file::check(path, "state", state)
+        config_file::check(path, "state", state)?;
+        for (source, f) in &self.formats {
+            let at = format!("formats.{source}");
+            if !names.contains(source) {
+                let known = names.join(", ");
+                config_file::check(
+                    path,
+                    &at,
+                    vec![("format", format!("no enabled source is named `{source}` (sources: {known})"))],
+                )?;
+            }
+            if self.ngsi_ld.iter().any(|n| &n.name == source) {
+                let why = format!("`{source}` is an NGSI-LD source: it carries entities, in no other format");
+                config_file::check(path, &at, vec![("format", why)])?;
+            }
+            config_file::check(path, &at, f.problems())?;
+        }
+        Ok(())
     }
 }
 
@@ -450,5 +472,26 @@ mod tests {
         let path = temp("typo-copies", "[dead_letters.mqtt]\nhots = \"x\"\n");
         let err = GatewayConfig::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("hots"), "{err}");
+    }
+
+    #[test]
+    fn formats_name_a_source_and_a_known_format() {
+        let path = temp("formats", "[[mqtt]]\nname = \"ttn\"\n[formats.ttn]\nformat = \"ttn\"\nkind = \"weather\"\n");
+        let c = GatewayConfig::load(Some(&path)).unwrap();
+        c.validate(Some(&path)).unwrap();
+        assert_eq!(c.formats["ttn"].format, crate::formats::Format::Ttn);
+        for (text, says) in [
+            ("[formats.other]\nformat = \"senml\"\n", "no enabled source is named `other`"),
+            ("[formats.mqtt]\nformat = \"senml\"\nlat = 14.6\n", "both `lat` and `lon`"),
+            ("[formats.mqtt]\nformat = \"senml\"\nlat = 48.8\nlon = 2.3\n", "from every commune"),
+            ("[formats.mqtt]\nkind = \"noise\"\n", "takes no other setting"),
+        ] {
+            let path = temp("bad-formats", text);
+            let err = GatewayConfig::load(Some(&path)).unwrap().validate(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains("formats.") && err.contains(says), "{text}: {err}");
+        }
+        let path = temp("typo-formats", "[formats.mqtt]\nformat = \"lorawan\"\n");
+        let err = GatewayConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("lorawan"), "{err}");
     }
 }

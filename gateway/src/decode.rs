@@ -1,12 +1,15 @@
-//! From a received message to a [`Reading`], through the one wire-format codec
-//! (`smartcity_model::codec::json`), plus the checks that only the gateway can make: the size limit
+//! From a received message to a [`Reading`], through the wire-format codec
+//! (`smartcity_model::codec::json`) or a device format ([`crate::formats`]), plus the checks that only the gateway can make: the size limit
 //! and the topic agreeing with the payload. Every refusal carries a short fixed `reason` (the metric
 //! label and the dead letter's `reason`) and a message a user can act on.
 //!
 //! Never panics, whatever the bytes (a property test feeds it arbitrary input).
 
+use crate::formats::Format;
 use smartcity_connectors::mqtt;
+use smartcity_model::codec::device::{DeviceError, Options};
 use smartcity_model::codec::json::{self, DecodeError};
+use smartcity_model::codec::mapping::Mapping;
 use smartcity_model::codec::ngsi_ld_read;
 use smartcity_model::{Reading, SensorKind};
 
@@ -20,15 +23,25 @@ pub enum TopicRule {
     /// air-quality `airquality`, as the Pulsar topics do. A template without `{kind}` carries every
     /// kind and checks nothing.
     Template { template: String, pulsar_names: bool },
+    /// Device payloads in a device format: the topic names a device (`v3/app@ttn/devices/dev1/up`),
+    /// not a kind. With `uplinks_only` (MQTT, where the network server publishes joins and
+    /// downlinks under the same prefix) only its end is checked: TTN `/up`, ChirpStack `/event/up`.
+    Device { format: Format, options: Box<Options>, uplinks_only: bool, mapping: Option<Box<Mapping>> },
     /// An NGSI-LD entity notified by a context broker (the message's topic is the entity id): read
-    /// back with `smartcity_model::codec::ngsi_ld_read`. Its readings carry no sequence number.
+    /// back with `smartcity_model::codec::ngsi_ld_read`. Its readings' seq is the observation time.
     NgsiLdEntity,
 }
 
 impl TopicRule {
-    /// Whether the readings' `seq` counts the sensor's readings, so that a gap means loss.
-    pub fn has_sequence(&self) -> bool {
-        !matches!(self, TopicRule::NgsiLdEntity)
+    /// Whether gaps in `seq` mean lost messages (not for SenML and NGSI-LD entities, whose seq is a
+    /// time).
+    pub fn counts_frames(&self) -> bool {
+        match self {
+            TopicRule::NgsiLdEntity => false,
+            TopicRule::Device { mapping: Some(m), .. } => m.seq.is_some(),
+            TopicRule::Device { format, .. } => format.counts_frames(),
+            _ => true,
+        }
     }
 }
 
@@ -41,7 +54,10 @@ pub struct Refusal {
 }
 
 /// Every `reason` a refusal can have (the metric's label values, pre-registered at zero).
-pub const REASONS: [&str; 8] = ["size", "syntax", "version", "values", "time", "invalid", "topic", "kind"];
+pub const REASONS: [&str; 7] = ["size", "syntax", "version", "values", "time", "invalid", "topic"];
+
+/// The further reasons of the device formats (docs/device-formats.md).
+pub const DEVICE_REASONS: [&str; 5] = ["field", "unit", "kind", "unknown", "location"];
 
 impl Refusal {
     fn new(reason: &'static str, message: impl Into<String>) -> Self {
@@ -62,14 +78,44 @@ impl From<DecodeError> for Refusal {
     }
 }
 
-/// Decodes `payload` received on `topic` and checks it against the topic.
-pub fn decode(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usize) -> Result<Reading, Refusal> {
+impl From<DeviceError> for Refusal {
+    fn from(e: DeviceError) -> Self {
+        Refusal::new(e.reason(), e.to_string())
+    }
+}
+
+/// Decodes `payload` received on `topic` into its readings (a SenML pack can hold several).
+pub fn decode_all(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usize) -> Result<Vec<Reading>, Refusal> {
+    let TopicRule::Device { format, options, uplinks_only, mapping } = rule else {
+        return decode(rule, topic, payload, max_bytes).map(|r| vec![r]);
+    };
+    check_size(payload, max_bytes)?;
+    if let Some(suffix) = format.topic_suffix().filter(|s| *uplinks_only && !topic.ends_with(s)) {
+        let message =
+            format!("`{topic}` is not an uplink topic (`...{suffix}`): format `{}` reads uplinks", format.as_str());
+        return Err(Refusal::new("topic", message));
+    }
+    Ok(format.decode(payload, topic, options, mapping.as_deref())?)
+}
+
+fn check_size(payload: &[u8], max_bytes: usize) -> Result<(), Refusal> {
     if payload.len() > max_bytes {
         return Err(Refusal::new(
             "size",
             format!("{} bytes is over the {max_bytes}-byte limit (`max_message_bytes`)", payload.len()),
         ));
     }
+    Ok(())
+}
+
+/// Decodes `payload` received on `topic` and checks it against the topic (the first reading of a
+/// device payload; [`decode_all`] gives them all).
+pub fn decode(rule: &TopicRule, topic: &str, payload: &[u8], max_bytes: usize) -> Result<Reading, Refusal> {
+    if let TopicRule::Device { .. } = rule {
+        let first = decode_all(rule, topic, payload, max_bytes)?.into_iter().next();
+        return first.ok_or_else(|| Refusal::new("kind", "no reading in the payload"));
+    }
+    check_size(payload, max_bytes)?;
     if *rule == TopicRule::NgsiLdEntity {
         return ngsi_ld_entity(payload);
     }
@@ -98,7 +144,6 @@ fn check_topic(rule: &TopicRule, topic: &str, reading: &Reading) -> Result<(), R
                 return Err(mismatch());
             }
         }
-        TopicRule::NgsiLdEntity => {}
         TopicRule::Template { template, pulsar_names } => {
             if template.contains("{kind}") {
                 let name = |k: SensorKind| if *pulsar_names { k.pulsar_suffix() } else { k.as_str() };
@@ -112,6 +157,7 @@ fn check_topic(rule: &TopicRule, topic: &str, reading: &Reading) -> Result<(), R
                 }
             }
         }
+        TopicRule::Device { .. } | TopicRule::NgsiLdEntity => {}
     }
     Ok(())
 }
@@ -157,6 +203,27 @@ mod tests {
     }
 
     #[test]
+    fn device_topics_are_uplinks_of_any_device() {
+        let rule = TopicRule::Device {
+            format: Format::Chirpstack,
+            options: Box::default(),
+            uplinks_only: true,
+            mapping: None,
+        };
+        let event = r#"{"time":"2026-11-21T11:30:00Z","deviceInfo":{"devEui":"0102030405060708"},
+            "object":{"laeq":60,"lamax":70,"las":58},"rxInfo":[{"location":{"latitude":14.6,"longitude":-61.0}}]}"#;
+        let up = "application/1/device/0102030405060708/event/up";
+        let r = decode_all(&rule, up, event.as_bytes(), 65_536).unwrap();
+        assert_eq!((r.len(), r[0].sensor_id.as_str()), (1, "0102030405060708"));
+        let join = decode_all(&rule, "application/1/device/0102030405060708/event/join", event.as_bytes(), 65_536);
+        assert!(join.unwrap_err().message.contains("not an uplink topic"));
+        let refusal = decode_all(&rule, up, b"{}", 65_536).unwrap_err();
+        assert_eq!(refusal.reason, "field");
+        assert!(DEVICE_REASONS.contains(&refusal.reason) || REASONS.contains(&refusal.reason));
+        assert!(!rule.counts_frames() || Format::Chirpstack.counts_frames());
+    }
+
+    #[test]
     fn ngsi_ld_entities_read_back_and_refusals_keep_their_reason() {
         let r = traffic();
         let entity = smartcity_model::codec::ngsi_ld::entity(&r, &Default::default()).to_string();
@@ -168,5 +235,6 @@ mod tests {
         let other = decode(&TopicRule::NgsiLdEntity, "urn:x", br#"{"id":"urn:b","type":"Building"}"#, 65_536);
         assert_eq!(other.unwrap_err().reason, "kind");
         assert_eq!(decode(&TopicRule::NgsiLdEntity, "urn:x", b"[", 65_536).unwrap_err().reason, "syntax");
+        assert!(!TopicRule::NgsiLdEntity.counts_frames());
     }
 }

@@ -8,8 +8,9 @@ use crate::metrics::GatewayMetrics;
 use crate::state::{Accepted, CityState};
 use crate::writer::Item;
 use chrono::Utc;
-use smartcity_connectors::source::Message;
+use smartcity_connectors::source::{Ack, Message};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -26,45 +27,51 @@ impl Ingest {
     /// Consumes messages until every source is gone; the writer's input closes when this returns.
     pub async fn run(self, mut input: mpsc::Receiver<Message>, writer: mpsc::Sender<Item>) {
         while let Some(message) = input.recv().await {
-            if let Some(item) = self.handle(message) {
+            for item in self.handle(message) {
                 if writer.send(item).await.is_err() {
-                    break; // the writer is gone: stopping
+                    return; // the writer is gone: stopping
                 }
             }
         }
     }
 
-    /// The reading to write, or `None` when the message was set aside.
-    fn handle(&self, message: Message) -> Option<Item> {
+    /// The readings to write (a SenML pack can hold several), or none when the message was set aside.
+    fn handle(&self, message: Message) -> Vec<Item> {
         let rule = self.rules.get(&*message.source);
         let decoded = match rule {
-            Some(rule) => decode::decode(rule, &message.topic, &message.payload, self.max_message_bytes),
+            Some(rule) => decode::decode_all(rule, &message.topic, &message.payload, self.max_message_bytes),
             None => Err(decode::Refusal { reason: "topic", message: format!("unknown source `{}`", message.source) }),
         };
-        match decoded {
-            Ok(reading) => {
-                let kind = reading.kind();
-                match self.state.accept(&reading) {
-                    Accepted::InOrder => self.metrics.accepted.with_label_values(&[kind.as_str()]).inc(),
-                    Accepted::AfterGap { missing } => {
-                        self.metrics.accepted.with_label_values(&[kind.as_str()]).inc();
-                        // Without a sequence (NGSI-LD entities: the observation time), a gap is
-                        // only time between observations.
-                        if rule.is_some_and(TopicRule::has_sequence) {
-                            self.metrics.gaps.inc_by(missing);
-                        }
-                    }
-                    Accepted::Stale => self.metrics.stale.inc(),
-                }
-                self.metrics.sensors.set(self.state.sensor_count() as i64);
-                let (source, topic) = (message.source.clone(), message.topic.clone());
-                Some(Item { reading, source, topic, ack: message.into_ack() })
-            }
+        let readings = match decoded {
+            Ok(readings) => readings,
             Err(refusal) => {
                 self.set_aside(message, refusal);
-                None
+                return Vec::new();
+            }
+        };
+        let counts_frames = rule.is_some_and(TopicRule::counts_frames);
+        for reading in &readings {
+            let kind = reading.kind();
+            match self.state.accept(reading) {
+                Accepted::InOrder => self.metrics.accepted.with_label_values(&[kind.as_str()]).inc(),
+                Accepted::AfterGap { missing } => {
+                    self.metrics.accepted.with_label_values(&[kind.as_str()]).inc();
+                    // A seq that is no frame counter (SenML: a time) says nothing of losses.
+                    if counts_frames {
+                        self.metrics.gaps.inc_by(missing);
+                    }
+                }
+                Accepted::Stale => self.metrics.stale.inc(),
             }
         }
+        self.metrics.sensors.set(self.state.sensor_count() as i64);
+        let (source, topic) = (message.source.clone(), message.topic.clone());
+        let acks = split_ack(message, readings.len());
+        readings
+            .into_iter()
+            .zip(acks)
+            .map(|(reading, ack)| Item { reading, source: source.clone(), topic: topic.clone(), ack })
+            .collect()
     }
 
     fn set_aside(&self, message: Message, refusal: decode::Refusal) {
@@ -85,5 +92,63 @@ impl Ingest {
             // Not acknowledged: the source redelivers it, and the store may work by then.
             Err(e) => tracing::error!("cannot write a dead letter from {}: {e}", message.source),
         }
+    }
+}
+
+/// `n` acknowledgements of one message: the message is acknowledged once all `n` are (each
+/// reading of a pack is written on its own; a pack half-written is redelivered whole).
+fn split_ack(message: Message, n: usize) -> Vec<Ack> {
+    match n {
+        0 => {
+            message.ack(); // nothing to write (decoders do not return empty, but never leave it hanging)
+            return Vec::new();
+        }
+        1 => return vec![message.into_ack()],
+        _ => {}
+    }
+    let whole = Arc::new(Mutex::new(Some(message.into_ack())));
+    let left = Arc::new(AtomicUsize::new(n));
+    (0..n)
+        .map(|_| {
+            let (whole, left) = (whole.clone(), left.clone());
+            let part = Message::new(
+                "".into(),
+                String::new(),
+                Default::default(),
+                Box::new(move || {
+                    if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        if let Some(ack) = whole.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                            ack.ack();
+                        }
+                    }
+                }),
+            );
+            part.into_ack()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_message_is_acknowledged_once_all_parts_are() {
+        let acked = Arc::new(AtomicUsize::new(0));
+        let counter = acked.clone();
+        let message = Message::new(
+            "s".into(),
+            "t".into(),
+            Default::default(),
+            Box::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        let mut parts = split_ack(message, 3);
+        parts.pop().unwrap().ack();
+        parts.pop().unwrap().ack();
+        assert_eq!(acked.load(Ordering::SeqCst), 0);
+        parts.pop().unwrap().ack();
+        assert_eq!(acked.load(Ordering::SeqCst), 1);
     }
 }

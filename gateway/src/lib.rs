@@ -6,7 +6,7 @@
 //! to the [`store`], the spool when it cannot take them) → acknowledgement back to the source.
 //!
 //! - [`config`]: `config/gateway.toml`, overrides, validation.
-//! - [`decode`]: the wire codec plus the gateway's checks (size, topic).
+//! - [`decode`]: the wire codec plus the gateway's checks (size, topic); [`formats`]: device formats.
 //! - [`dead_letter`]: the dead-letter file; [`dead_letter_copies`]: its copies on MQTT or Kafka.
 //! - [`line_files`]: the store without InfluxDB.
 //! - [`state`]: latest reading and history per sensor, sequence-gap accounting.
@@ -22,6 +22,7 @@ pub mod dead_letter;
 pub mod dead_letter_copies;
 pub mod decode;
 pub mod flux;
+pub mod formats;
 pub mod history;
 pub mod ingest;
 pub mod line_files;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod ogc;
 pub mod reinject;
+pub mod sample;
 pub mod sources;
 pub mod state;
 pub mod store;

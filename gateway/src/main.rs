@@ -26,8 +26,11 @@ async fn main() -> ExitCode {
             || format!("line-protocol files in {}", cfg.files.dir.display()),
             |i| format!("InfluxDB {}", i.address()),
         );
+        let formats: Vec<String> =
+            cfg.formats.iter().map(|(source, f)| format!("{source} reads {}", f.format.as_str())).collect();
+        let formats = if formats.is_empty() { String::new() } else { format!(" ({})", formats.join(", ")) };
         println!(
-            "configuration OK: sources {}; store {store}; spool {}; dashboard on http://{}/",
+            "configuration OK: sources {}{formats}; store {store}; spool {}; dashboard on http://{}/",
             cfg.source_names().join(", "),
             cfg.spool.dir.display(),
             cfg.http.listen
@@ -53,6 +56,31 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Some(Command::Decode { format, source, topic, file }) => {
+            let payload = match std::fs::read(&file) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            return match smartcity_gateway::sample::describe(
+                &cfg,
+                format,
+                source.as_deref(),
+                topic.as_deref(),
+                &payload,
+            ) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("{e}");
                     ExitCode::from(1)
                 }
             };

@@ -188,7 +188,7 @@ impl GatewayMetrics {
     pub fn source_started(&self, name: &str) {
         self.source.received.with_label_values(&[name]);
         self.source.connected.with_label_values(&[name]);
-        for reason in crate::decode::REASONS {
+        for reason in crate::decode::REASONS.into_iter().chain(crate::decode::DEVICE_REASONS) {
             self.source.rejected.with_label_values(&[name, reason]);
         }
     }

@@ -87,14 +87,14 @@ pub async fn reinject(cfg: &GatewayConfig, files: &[PathBuf], selection: &Select
             let payload = line.payload();
             let decoded = match (line.reason.as_str(), rules.get(&line.source)) {
                 // The store refused a reading the gateway had decoded: the payload is its wire format.
-                ("rejected", _) => json::decode(&payload).map_err(|e| decode::Refusal::from(e).reason),
+                ("rejected", _) => json::decode(&payload).map(|r| vec![r]).map_err(|e| decode::Refusal::from(e).reason),
                 (_, Some(rule)) => {
-                    decode::decode(rule, &line.topic, &payload, cfg.writer.max_message_bytes).map_err(|r| r.reason)
+                    decode::decode_all(rule, &line.topic, &payload, cfg.writer.max_message_bytes).map_err(|r| r.reason)
                 }
                 (_, None) => Err("topic"),
             };
             match decoded {
-                Ok(reading) => readings.push(reading),
+                Ok(decoded) => readings.extend(decoded),
                 Err(reason) => *report.refused.entry(reason.to_string()).or_default() += 1,
             }
         }

@@ -3,6 +3,7 @@
 
 use crate::config::GatewayConfig;
 use crate::decode::TopicRule;
+use crate::formats::Format;
 use crate::metrics::GatewayMetrics;
 use crate::notifications::Since;
 use smartcity_connectors::kafka::KafkaSource;
@@ -39,6 +40,16 @@ pub fn topic_rules(cfg: &GatewayConfig) -> HashMap<String, TopicRule> {
         let template = template.unwrap_or_else(|| "any".into());
         rules.insert(p.name.clone(), TopicRule::Template { template, pulsar_names: true });
     }
+    // A device format replaces the source's wire-format rule: its topics name devices, not kinds.
+    for (name, f) in &cfg.formats {
+        if f.format != Format::Json && rules.contains_key(name) {
+            let uplinks_only = cfg.mqtt.iter().any(|m| &m.name == name);
+            let options = Box::new(f.options());
+            let mapping = f.mapping.clone().map(Box::new);
+            rules.insert(name.clone(), TopicRule::Device { format: f.format, options, uplinks_only, mapping });
+        }
+    }
+    // NGSI-LD sources carry entities whatever `[formats]` says.
     for n in cfg.ngsi_ld.iter().filter(|n| n.enabled) {
         rules.insert(n.name.clone(), TopicRule::NgsiLdEntity);
     }

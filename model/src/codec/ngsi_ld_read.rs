@@ -3,7 +3,8 @@
 //! twins). Pure, and never panics, whatever the JSON (a property test feeds it arbitrary input).
 //!
 //! - The kind comes from `type` (the Smart Data Model), the sensor id from the `id`
-//!   `urn:ngsi-ld:<Type>:<sensor id>` (any other id: all of it, `:` written `.`).
+//!   `urn:ngsi-ld:<Type>:<sensor id>` (any other id: all of it, made a valid sensor id as the
+//!   device formats do: `urn-ngsi-ld-...`).
 //! - Values: each attribute of the kind, normalized (`{"type": "Property", "value": ..}`) or
 //!   keyValues (the plain value), in the units the codec writes (docs/ngsi-ld.md). A missing
 //!   `totalSpotNumber` is 0, as the codec leaves it out then; any other missing attribute refuses
@@ -11,11 +12,12 @@
 //! - Time: the latest `observedAt` of the attributes, else `dateObserved` (`dateObservedTo` for
 //!   noise).
 //! - Place: `location` (a GeoJSON Point, [lon, lat]); the commune from `address.addressLocality`,
-//!   else the commune whose centre is nearest.
+//!   else the commune whose centre is nearest (within 40 km, as for devices).
 //! - Sequence number: an entity carries none, so the reading's `seq` is its observation time in
 //!   Unix seconds. It grows with every newer observation of a sensor, so the gateway's stale check
 //!   still holds; gaps in it say nothing about loss (docs/ngsi-ld.md says how loss is counted).
 
+use crate::codec::device;
 use crate::kind::SensorKind;
 use crate::place::Commune;
 use crate::reading::{Reading, ReadingError, Values};
@@ -70,7 +72,7 @@ pub fn reading(entity: &Value) -> Result<Reading, EntityError> {
     let sensor_id = sensor_id(id, kind);
     let observed_at = observed_at(obj, kind)?;
     let (lon, lat) = point(obj)?;
-    let commune = commune(obj, lat, lon);
+    let commune = commune(obj, lat, lon)?;
     let values = values(obj, kind)?;
     let seq = u64::try_from(observed_at.timestamp()).unwrap_or(0);
     let reading = Reading { sensor_id, commune, lat, lon, observed_at, seq, values };
@@ -78,19 +80,11 @@ pub fn reading(entity: &Value) -> Result<Reading, EntityError> {
     Ok(reading)
 }
 
-/// `urn:ngsi-ld:<Type>:<sensor id>` gives the sensor id; another id all of it. Characters a sensor
-/// id cannot hold are replaced (`:` by `.`, others by `_`), so that distinct entities stay distinct
-/// sensors.
+/// `urn:ngsi-ld:<Type>:<sensor id>` gives the sensor id; another id all of it, made a valid sensor id
+/// as the device formats do ([`device::sensor_id`]).
 fn sensor_id(id: &str, kind: SensorKind) -> String {
     let ours = format!("urn:ngsi-ld:{}:", kind.smart_data_model());
-    let rest = id.strip_prefix(&ours).unwrap_or(id);
-    rest.chars()
-        .map(|c| match c {
-            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' => c,
-            ':' => '.',
-            _ => '_',
-        })
-        .collect()
+    device::sensor_id(id.strip_prefix(&ours).unwrap_or(id))
 }
 
 /// The value of an attribute, normalized or keyValues.
@@ -144,19 +138,12 @@ fn point(obj: &Map<String, Value>) -> Result<(f64, f64), EntityError> {
     }
 }
 
-fn commune(obj: &Map<String, Value>, lat: f64, lon: f64) -> Commune {
+fn commune(obj: &Map<String, Value>, lat: f64, lon: f64) -> Result<Commune, EntityError> {
     let named = value_of(obj, "address").and_then(|a| a.get("addressLocality")).and_then(Value::as_str);
-    named.and_then(Commune::parse).unwrap_or_else(|| nearest_commune(lat, lon))
-}
-
-/// The commune whose centre is nearest (flat distance: the island spans 70 km).
-fn nearest_commune(lat: f64, lon: f64) -> Commune {
-    let distance = |c: &Commune| {
-        let (clat, clon) = c.centre();
-        let dx = (clon - lon) * clat.to_radians().cos();
-        dx * dx + (clat - lat) * (clat - lat)
-    };
-    Commune::ALL.into_iter().min_by(|a, b| distance(a).total_cmp(&distance(b))).unwrap_or(Commune::FortDeFrance)
+    match named.and_then(Commune::parse).or_else(|| device::nearest_commune(lat, lon)) {
+        Some(commune) => Ok(commune),
+        None => Err(attribute_error("location", format!("more than {} km from every commune", device::MAX_KM))),
+    }
 }
 
 /// The kind's values: its attributes gathered as keyValues, then read by the model's own serde.
@@ -257,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn another_producer_s_entity_gets_its_id_s_last_segment_and_the_nearest_commune() {
+    fn another_producers_entity_gets_a_valid_sensor_id_and_the_nearest_commune() {
         let e = serde_json::json!({
             "id": "urn:ngsi-ld:WeatherObserved:Martinique:station-42", "type": "WeatherObserved",
             "temperature": 27.5, "relativeHumidity": 0.8, "atmosphericPressure": 1012.0, "windSpeed": 4.0,
@@ -265,7 +252,7 @@ mod tests {
             "location": {"type": "Point", "coordinates": [-61.07, 14.61]}
         });
         let r = reading(&e).unwrap();
-        assert_eq!(r.sensor_id, "Martinique.station-42");
+        assert_eq!(r.sensor_id, "Martinique-station-42");
         assert_eq!((r.commune, r.kind()), (Commune::FortDeFrance, SensorKind::Weather));
         assert_eq!(format_time(r.observed_at), "2026-05-01T10:00:00.000Z");
     }
