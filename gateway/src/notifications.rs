@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use chrono::{DateTime, TimeDelta, Utc};
+use prometheus::IntGauge;
 use serde_json::Value;
 use smartcity_connectors::ngsi_ld::{NgsiLdSourceConfig, Subscriber};
 use smartcity_connectors::retry::Backoff;
@@ -199,11 +200,13 @@ async fn receive(
 }
 
 /// One NGSI-LD source: forwards its inbox to the gateway's pipeline and keeps the subscription.
+/// `connected` is 1 while the broker holds the subscription (`smartcity_gateway_source_connected`).
 pub async fn run(
     cfg: NgsiLdSourceConfig,
     mut inbox: mpsc::Receiver<Message>,
     since: Arc<Since>,
     out: mpsc::Sender<Message>,
+    connected: IntGauge,
     stop: CancellationToken,
 ) -> Result<(), String> {
     let subscriber = Subscriber::new(&cfg).map_err(|e| format!("ngsi_ld source `{}`: {e}", cfg.name))?;
@@ -216,7 +219,7 @@ pub async fn run(
     };
     tokio::select! {
         _ = forward => {}
-        _ = keep(&cfg, &subscriber, &since, &out) => {}
+        _ = keep(&cfg, &subscriber, &since, &out, &connected) => {}
         _ = stop.cancelled() => {}
     }
     since.save();
@@ -224,12 +227,20 @@ pub async fn run(
 }
 
 /// Subscribes, catches up, then keeps the subscription alive and the `since` file current.
-async fn keep(cfg: &NgsiLdSourceConfig, subscriber: &Subscriber, since: &Since, out: &mpsc::Sender<Message>) {
+async fn keep(
+    cfg: &NgsiLdSourceConfig,
+    subscriber: &Subscriber,
+    since: &Since,
+    out: &mpsc::Sender<Message>,
+    connected: &IntGauge,
+) {
     let server = format!("ngsi_ld source `{}` ({})", cfg.name, cfg.address());
     let mut backoff = Backoff::default();
     while let Err(f) = subscriber.subscribe(true).await {
+        connected.set(0);
         backoff.failed_after(&server, &f, f.retry_after).await;
     }
+    connected.set(1);
     tracing::info!("{server}: subscribed; notifications go to {}", cfg.endpoint());
     let from = *since.saved.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(from) = from {
@@ -245,16 +256,24 @@ async fn keep(cfg: &NgsiLdSourceConfig, subscriber: &Subscriber, since: &Since, 
         if !ticks.is_multiple_of(cfg.check_seconds) {
             continue;
         }
-        match subscriber.subscribed().await {
-            Ok(true) => {}
+        let held = match subscriber.subscribed().await {
+            Ok(true) => true,
             Ok(false) => {
                 tracing::warn!("{server}: the broker lost or paused the subscription: creating it again");
-                if let Err(f) = subscriber.subscribe(true).await {
-                    tracing::warn!("{server}: {f}");
+                match subscriber.subscribe(true).await {
+                    Ok(()) => true,
+                    Err(f) => {
+                        tracing::warn!("{server}: {f}");
+                        false
+                    }
                 }
             }
-            Err(f) => tracing::warn!("{server}: {f}"),
-        }
+            Err(f) => {
+                tracing::warn!("{server}: {f}");
+                false
+            }
+        };
+        connected.set(i64::from(held));
     }
 }
 

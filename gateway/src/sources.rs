@@ -106,7 +106,8 @@ pub fn start(
             SourceConfig::NgsiLd(n) => {
                 let (inbox, since) =
                     inboxes.remove(&n.name).ok_or_else(|| format!("ngsi_ld source `{}` has no receiver", n.name))?;
-                tasks.spawn(crate::notifications::run(n.clone(), inbox, since, out, stop));
+                let connected = metrics.source.connected.with_label_values(&[&n.name]);
+                tasks.spawn(crate::notifications::run(n.clone(), inbox, since, out, connected, stop));
             }
         }
     }

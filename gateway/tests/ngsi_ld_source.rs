@@ -83,6 +83,13 @@ async fn readings_written_into_a_broker_reach_influxdb_through_a_restart() {
     assert!(table.lines().any(|l| l.starts_with("OK") && l.contains("ngsi_ld source")), "{table}");
     let mut gateway = Gateway::start(&config, "gw-1");
     wait_until("the subscription", Duration::from_secs(20), || broker.subscriptions().len() == 1).await;
+    common::wait_metric(
+        &gateway,
+        "smartcity_gateway_source_connected{source=\"ngsi-ld\"}",
+        1.0,
+        Duration::from_secs(10),
+    )
+    .await;
     let subscription = &broker.subscriptions()[0];
     assert_eq!(subscription["notification"]["format"], "normalized");
     assert_eq!(subscription["entities"].as_array().map(Vec::len), Some(6), "the six kinds");
