@@ -27,7 +27,7 @@ use super::temporal::temporal_entity;
 use crate::http_client;
 use crate::http_status::{self, Advice, Class};
 use crate::sink::{Failure, Outcome, Reason, Sink, SinkTelemetry};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, LINK};
 use reqwest::StatusCode;
 use serde_json::Value;
 use smartcity_model::codec::ngsi_ld::{self, Form, Options};
@@ -64,15 +64,7 @@ impl NgsiLdSink {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/ld+json"));
             }
         }
-        if let Some(tenant) = &cfg.tenant {
-            headers.insert("NGSILD-Tenant", HeaderValue::from_str(tenant).map_err(|e| format!("tenant: {e}"))?);
-        }
-        if let Some(token) = crate::secret::read(&cfg.token_env, cfg.token_file.as_deref())? {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-                .map_err(|_| "the bearer token holds characters not allowed in a header".to_string())?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
+        headers.extend(super::broker_headers(cfg.tenant.as_deref(), &cfg.token_env, cfg.token_file.as_deref())?);
         let upsert_url = format!("{}/ngsi-ld/v1/entityOperations/upsert?options=update", cfg.url.trim_end_matches('/'));
         let temporal_url = format!("{}/ngsi-ld/v1/temporal/entities/", cfg.url.trim_end_matches('/'));
         Ok(NgsiLdSink { cfg: cfg.clone(), client, headers, upsert_url, temporal_url })

@@ -18,7 +18,7 @@ use crate::http_status::{self, Advice, Class};
 use crate::sink::{Failure, Reason};
 use crate::tls::TlsConfig;
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, LINK};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use smartcity_model::SensorKind;
@@ -179,15 +179,7 @@ impl Subscriber {
         let link = HeaderValue::from_str(&super::link_header(&cfg.context_url))
             .map_err(|e| format!("context_url cannot go in a Link header: {e}"))?;
         headers.insert(LINK, link);
-        if let Some(tenant) = &cfg.tenant {
-            headers.insert("NGSILD-Tenant", HeaderValue::from_str(tenant).map_err(|e| format!("tenant: {e}"))?);
-        }
-        if let Some(token) = crate::secret::read(&cfg.token_env, cfg.token_file.as_deref())? {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-                .map_err(|_| "the bearer token holds characters not allowed in a header".to_string())?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
+        headers.extend(super::broker_headers(cfg.tenant.as_deref(), &cfg.token_env, cfg.token_file.as_deref())?);
         let base = format!("{}/ngsi-ld/v1", cfg.url.trim_end_matches('/'));
         Ok(Subscriber { cfg: cfg.clone(), client, headers, base })
     }
