@@ -6,7 +6,9 @@
 //! first, and:
 //! - `upserts`: round k sends the k-th reading of every entity that has one;
 //! - `temporal`: all but the latest of each entity go through the temporal API (one request per
-//!   entity, [`temporal_older`]), then one round sends the latest of each;
+//!   entity, [`temporal_older`]), then one round sends the latest of each; but only when that takes
+//!   fewer requests than the `upserts` rounds ([`plan`]): one request per entity loses to rounds
+//!   of `max_entities` entities when each entity has only a few readings in the batch;
 //! - `latest`: one round sends the latest of each, standing for all the entity's readings.
 
 use super::config::History;
@@ -57,6 +59,23 @@ pub(super) fn upsert_rounds(groups: &[Vec<usize>], history: History) -> Vec<Vec<
     .into_iter()
     .filter(|round: &Vec<Item>| !round.is_empty())
     .collect()
+}
+
+/// The requests for a batch: the temporal POSTs (each the older readings of one entity), then the
+/// upsert rounds. `temporal` takes the temporal API only where it needs fewer requests.
+pub(super) fn plan(groups: &[Vec<usize>], history: History, max_entities: usize) -> (Vec<Vec<usize>>, Vec<Vec<Item>>) {
+    let per_request = max_entities.max(1);
+    if history == History::Temporal {
+        let upserts: usize =
+            upsert_rounds(groups, History::Upserts).iter().map(|r| r.len().div_ceil(per_request)).sum();
+        let older = temporal_older(groups);
+        let temporal = older.len() + groups.len().div_ceil(per_request);
+        if temporal < upserts {
+            return (older, upsert_rounds(groups, History::Temporal));
+        }
+        return (Vec::new(), upsert_rounds(groups, History::Upserts));
+    }
+    (Vec::new(), upsert_rounds(groups, history))
 }
 
 /// In `temporal` mode, the readings of each entity that go through the temporal API: all but the
@@ -136,5 +155,19 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (0..30).collect::<Vec<_>>(), "every reading exactly once");
         assert!(upsert_rounds(&[], History::Upserts).is_empty());
+    }
+
+    #[test]
+    fn temporal_takes_the_temporal_api_only_where_it_needs_fewer_requests() {
+        let (batch, ids) = batch();
+        let groups = by_entity(&batch, &ids);
+        // Ten entities of three readings: 3 upserts of 10 entities against 10 POSTs + 1 upsert.
+        let (posts, rounds) = plan(&groups, History::Temporal, 100);
+        assert!(posts.is_empty() && rounds.len() == 3, "upserts win");
+        // One entity per upsert request: 30 upserts against 10 POSTs + 10 upserts.
+        let (posts, rounds) = plan(&groups, History::Temporal, 1);
+        assert_eq!((posts.len(), rounds.len()), (10, 1), "the temporal API wins");
+        let (posts, rounds) = plan(&groups, History::Upserts, 2);
+        assert_eq!((posts.len(), rounds.len()), (0, 3));
     }
 }

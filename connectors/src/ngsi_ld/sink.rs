@@ -21,7 +21,7 @@
 //! them first would leave the entity at an older state once the retry lands.
 
 use super::answer::{failed_entities, problem, problem_of, Failed};
-use super::config::{ContentMode, History, NgsiLdConfig};
+use super::config::{ContentMode, NgsiLdConfig};
 use super::rounds::{self, Item};
 use super::temporal::temporal_entity;
 use crate::http_client;
@@ -200,24 +200,23 @@ impl Sink for NgsiLdSink {
         let ids: Vec<String> = batch.iter().map(ngsi_ld::entity_id).collect();
         let groups = rounds::by_entity(batch, &ids);
         let mut tally = Tally::new(batch.len());
-        if self.cfg.history == History::Temporal {
-            for older in rounds::temporal_older(&groups) {
-                match self.post_temporal(batch, &older).await {
-                    Answer::Taken => tally.taken(&older),
-                    Answer::Reject(f) => {
-                        tally.rejected(&older);
-                        tally.note(f);
-                    }
-                    // The broker is away or busy (a temporal entity has no partial answer): the
-                    // rest of the batch would fare no better now.
-                    Answer::Retry(f) | Answer::Partial { failure: f, .. } => {
-                        tally.note(f);
-                        return tally.finish();
-                    }
+        let (posts, upserts) = rounds::plan(&groups, self.cfg.history, self.cfg.max_entities);
+        for older in posts {
+            match self.post_temporal(batch, &older).await {
+                Answer::Taken => tally.taken(&older),
+                Answer::Reject(f) => {
+                    tally.rejected(&older);
+                    tally.note(f);
+                }
+                // The broker is away or busy (a temporal entity has no partial answer): the
+                // rest of the batch would fare no better now.
+                Answer::Retry(f) | Answer::Partial { failure: f, .. } => {
+                    tally.note(f);
+                    return tally.finish();
                 }
             }
         }
-        for round in rounds::upsert_rounds(&groups, self.cfg.history) {
+        for round in upserts {
             let round: Vec<&Item> = round.iter().filter(|item| !tally.held.contains(&ids[item.sent])).collect();
             for chunk in round.chunks(self.cfg.max_entities.max(1)) {
                 let sent: Vec<usize> = chunk.iter().map(|item| item.sent).collect();
