@@ -13,6 +13,7 @@
 //! - [`web`]: dashboard, `/api/...`, `/metrics`, `/healthz`.
 //! - [`history`]: a sensor's history for the map's chart, from memory or from InfluxDB ([`flux`]).
 //! - [`check`]: `gateway check`.
+//! - [`in_flight`]: the writer's writes in flight, handed back in the order they went out.
 
 pub mod check;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod dead_letter_copies;
 pub mod decode;
 pub mod flux;
 pub mod history;
+pub mod in_flight;
 pub mod ingest;
 pub mod line_files;
 pub mod metrics;
