@@ -1,7 +1,8 @@
 //! A TCP gate in front of a bench server: a test points a client at the gate and closes it (the port
 //! refuses connections, open ones are cut) or opens it again, to play a server going away and coming
 //! back without stopping the real server that other tests share. It can also stall: connections
-//! stay open but nothing is forwarded either way, so requests hang unanswered (a server that hangs).
+//! stay open but nothing a client sends is forwarded, so requests sent from then on hang unanswered
+//! (a server that hangs), while answers to the requests it forwarded before still come back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,8 +60,8 @@ impl Gate {
         }
     }
 
-    /// Stops forwarding, either way, on every connection (open or new) until [`Gate::resume`]:
-    /// what arrives is held, unsent. Closing the gate while stalled discards what it held.
+    /// Stops forwarding what clients send, on every connection (open or new), until
+    /// [`Gate::resume`]: it is held, unsent. Closing the gate while stalled discards what it held.
     pub fn stall(&self) {
         self.stalled.send_replace(true);
     }
@@ -86,7 +87,8 @@ async fn forward(inbound: TcpStream, target: SocketAddr, stalled: watch::Receive
     if let Ok(outbound) = TcpStream::connect(target).await {
         let (from_client, to_client) = inbound.into_split();
         let (from_server, to_server) = outbound.into_split();
-        tokio::join!(pipe(from_client, to_server, stalled.clone()), pipe(from_server, to_client, stalled));
+        let answers = watch::Sender::new(false);
+        tokio::join!(pipe(from_client, to_server, stalled), pipe(from_server, to_client, answers.subscribe()));
     }
 }
 
