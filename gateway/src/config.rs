@@ -117,6 +117,9 @@ pub struct WriterConfig {
     pub batch_size: usize,
     /// Longest a reading waits for its batch to fill before it is written anyway.
     pub linger_ms: u64,
+    /// Writes sent to the store at once: the next batch goes out while earlier ones wait for their
+    /// answer. Acknowledgements still leave in arrival order (`writer.rs`).
+    pub writes_in_flight: usize,
     /// Readings decoded and waiting for the writer; when full, the sources stop reading.
     pub queue_capacity: usize,
     /// Larger messages are dead letters (reason `size`).
@@ -125,7 +128,13 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        WriterConfig { batch_size: 10_000, linger_ms: 200, queue_capacity: 20_000, max_message_bytes: 65_536 }
+        WriterConfig {
+            batch_size: 10_000,
+            linger_ms: 200,
+            writes_in_flight: 2,
+            queue_capacity: 20_000,
+            max_message_bytes: 65_536,
+        }
     }
 }
 
@@ -349,6 +358,9 @@ impl GatewayConfig {
         }
         if self.writer.linger_ms > 60_000 {
             writer.push(("linger_ms", format!("must be at most 60000 (got {})", self.writer.linger_ms)));
+        }
+        if !(1..=16).contains(&self.writer.writes_in_flight) {
+            writer.push(("writes_in_flight", format!("must be 1-16 (got {})", self.writer.writes_in_flight)));
         }
         if self.writer.queue_capacity < self.writer.batch_size {
             writer.push(("queue_capacity", "must be at least batch_size".into()));

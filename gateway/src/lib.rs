@@ -14,6 +14,7 @@
 //! - [`notifications`]: NGSI-LD sources, a broker's subscription and its notifications' receiver.
 //! - [`history`]: a sensor's history for the map's chart, from memory or from InfluxDB ([`flux`]).
 //! - [`check`]: `gateway check`.
+//! - [`in_flight`]: the writer's writes in flight, handed back in the order they went out.
 
 pub mod check;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod decode;
 pub mod flux;
 pub mod formats;
 pub mod history;
+pub mod in_flight;
 pub mod ingest;
 pub mod line_files;
 pub mod metrics;

@@ -27,6 +27,8 @@ pub struct GatewayMetrics {
     pub store_down: IntGaugeVec,
     pub batch_size: Histogram,
     pub write_seconds: Histogram,
+    /// Writes sent to the store and not yet settled (at most `writer.writes_in_flight`).
+    pub writes_in_flight: IntGauge,
     /// From `observedAt` to written.
     pub end_to_end_seconds: Histogram,
     pub spool_bytes: IntGauge,
@@ -138,6 +140,11 @@ impl GatewayMetrics {
                 "smartcity_gateway_end_to_end_seconds",
                 "From a reading's observedAt to its write to the store.",
                 seconds,
+            ),
+            writes_in_flight: metrics::gauge(
+                registry,
+                "smartcity_gateway_writes_in_flight",
+                "Writes sent to the store whose readings are not acknowledged yet.",
             ),
             spool_bytes: metrics::gauge(registry, "smartcity_gateway_spool_bytes", "Bytes on disk in the spool."),
             spool_records: metrics::gauge(

@@ -7,10 +7,16 @@ use smartcity_connectors::influxdb::InfluxSink;
 use smartcity_connectors::metrics::SinkMetrics;
 use smartcity_connectors::sink::{Failure, Outcome, Sink, SinkTelemetry};
 use smartcity_model::Reading;
+use std::sync::Mutex;
 
+/// Shared by the writer's writes in flight (`send` takes `&self`).
 pub enum Store {
-    Influx { sink: Box<InfluxSink>, describe: String },
-    Files(LineFiles),
+    Influx {
+        sink: Box<InfluxSink>,
+        describe: String,
+    },
+    /// Behind a lock: a file takes one batch at a time (each a single short `write(2)`).
+    Files(Mutex<LineFiles>),
 }
 
 impl Store {
@@ -27,23 +33,23 @@ impl Store {
                 let describe = format!("InfluxDB {}", influx.address());
                 Ok(Store::Influx { sink: Box::new(sink), describe })
             }
-            None => Ok(Store::Files(LineFiles::new(&cfg.files))),
+            None => Ok(Store::Files(Mutex::new(LineFiles::new(&cfg.files)))),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             Store::Influx { describe, .. } => describe.clone(),
-            Store::Files(files) => files.describe(),
+            Store::Files(files) => files.lock().unwrap_or_else(|e| e.into_inner()).describe(),
         }
     }
 
-    /// Writes `batch`; see [`Outcome`].
-    pub async fn send(&mut self, batch: &[Reading]) -> Outcome {
+    /// Writes `batch`; see [`Outcome`]. Several calls may run at once.
+    pub async fn send(&self, batch: &[Reading]) -> Outcome {
         match self {
-            Store::Influx { sink, .. } => sink.send(batch).await,
+            Store::Influx { sink, .. } => sink.send_shared(batch).await,
             // One `write(2)` of a batch's lines: short enough for an async worker.
-            Store::Files(files) => files.send(batch),
+            Store::Files(files) => files.lock().unwrap_or_else(|e| e.into_inner()).send(batch),
         }
     }
 
@@ -51,7 +57,7 @@ impl Store {
     pub async fn check(&mut self) -> Result<String, Failure> {
         match self {
             Store::Influx { sink, .. } => sink.check().await,
-            Store::Files(files) => files.check(),
+            Store::Files(files) => files.get_mut().unwrap_or_else(|e| e.into_inner()).check(),
         }
     }
 }

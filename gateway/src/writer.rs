@@ -4,6 +4,11 @@
 //! - **Direct** (the spool is empty and the store answered last time): a batch goes straight to
 //!   the store; once it answers, the batch is acknowledged. Readings the store refused for good
 //!   (a 400 naming a line) become dead letters; those it could not take now go to the spool.
+//!   Up to `writes_in_flight` batches are written at once ([`crate::in_flight`]): the next batch
+//!   goes out while the store answers the earlier ones. Answers are settled in the order the
+//!   batches went out, so acknowledgements leave in arrival order, and a batch that failed among
+//!   several is spooled before any later one is settled. Every write in flight is settled before
+//!   the writer appends to the spool or drains it, so the spool keeps arrival order.
 //! - **Spooling** (the store failed, or the spool still holds older batches): batches are appended
 //!   to the spool, so that the spool drains in arrival order, and acknowledged at once. Between
 //!   appends the writer drains the spool's oldest batch to the store, after a back-off while the
@@ -19,6 +24,7 @@
 
 use crate::config::WriterConfig;
 use crate::dead_letter::{DeadLetterFile, DeadLetterLine};
+use crate::in_flight::InFlight;
 use crate::metrics::GatewayMetrics;
 use crate::store::Store;
 use chrono::Utc;
@@ -63,6 +69,34 @@ pub struct Item {
     pub ack: Ack,
 }
 
+/// A direct write, handed back by [`InFlight`] in the order the writes went out.
+struct Sent {
+    items: Vec<Item>,
+    readings: Vec<Reading>,
+    outcome: Outcome,
+    elapsed: Duration,
+}
+
+/// A batch of at most `batch_size` from `first` and what follows it within `linger_ms`. Returns
+/// the batch and whether the input is closed. (Not a method: the writer is not `Sync`, its writes
+/// in flight hold acknowledgements.)
+async fn gather(first: Item, input: &mut mpsc::Receiver<Item>, batch_size: usize, linger_ms: u64) -> (Vec<Item>, bool) {
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(linger_ms);
+    while batch.len() < batch_size {
+        match input.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(mpsc::error::TryRecvError::Disconnected) => return (batch, true),
+            Err(mpsc::error::TryRecvError::Empty) => match tokio::time::timeout_at(deadline, input.recv()).await {
+                Ok(Some(item)) => batch.push(item),
+                Ok(None) => return (batch, true),
+                Err(_) => break,
+            },
+        }
+    }
+    (batch, false)
+}
+
 /// Spool records read at once when draining (they are then written in batches of `batch_size`).
 const DRAIN_RECORDS: usize = 32;
 
@@ -70,7 +104,8 @@ const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
 pub struct Writer {
-    store: Store,
+    store: Arc<Store>,
+    in_flight: InFlight<Sent>,
     spool: Arc<Mutex<Spool>>,
     spool_max: u64,
     cfg: WriterConfig,
@@ -99,7 +134,8 @@ impl Writer {
         // Up until a write says otherwise: an idle gateway is not an outage.
         metrics.store_state(None);
         let w = Writer {
-            store,
+            store: Arc::new(store),
+            in_flight: InFlight::new(cfg.writes_in_flight),
             spool: Arc::new(Mutex::new(spool)),
             spool_max,
             cfg,
@@ -128,28 +164,67 @@ impl Writer {
             if let Some(batch) = held.take() {
                 held = self.park(batch).await;
             }
-            if self.spooled_batches > 0 && self.due() {
-                self.drain_one().await;
-            }
-            if closed {
-                // Whatever is held stays unacknowledged: its source redelivers it after the restart.
-                break;
-            }
-            if held.is_some() {
-                // Full: read nothing more (back-pressure) until the drain makes room; drain on at
-                // once while the store takes writes.
-                if self.spooled_batches == 0 || !self.due() {
-                    tokio::time::sleep(self.wait_for_store().unwrap_or(FIRST_RETRY)).await;
-                }
+            // Writes in flight are settled first whenever the next step may not overlap them: a
+            // park or a drain (the spool keeps arrival order), a write beyond the limit, the stop.
+            if !self.in_flight.is_empty() && (held.is_some() || closed || !self.direct() || !self.in_flight.has_room())
+            {
+                let sent = self.in_flight.next().await.expect("a write is in flight");
+                self.settle(sent, &mut held);
                 continue;
             }
-            let first_wait =
-                if self.spooled_batches == 0 { None } else { Some(self.wait_for_store().unwrap_or(Duration::ZERO)) };
-            let (batch, input_closed) = self.gather(&mut input, first_wait).await;
+            let first = if self.in_flight.is_empty() {
+                if self.spooled_batches > 0 && self.due() {
+                    self.drain_one().await;
+                }
+                if closed {
+                    // Whatever is held stays unacknowledged: its source redelivers it after the restart.
+                    break;
+                }
+                if held.is_some() {
+                    // Full: read nothing more (back-pressure) until the drain makes room; drain on at
+                    // once while the store takes writes.
+                    if self.spooled_batches == 0 || !self.due() {
+                        tokio::time::sleep(self.wait_for_store().unwrap_or(FIRST_RETRY)).await;
+                    }
+                    continue;
+                }
+                let first_wait = if self.spooled_batches == 0 {
+                    None
+                } else {
+                    Some(self.wait_for_store().unwrap_or(Duration::ZERO))
+                };
+                match first_wait {
+                    None => input.recv().await,
+                    Some(wait) => match tokio::time::timeout(wait, input.recv()).await {
+                        Ok(item) => item,
+                        Err(_) => continue,
+                    },
+                }
+            } else {
+                // Direct, with room for another write: the next reading or the oldest write's
+                // answer, whichever comes first (both waits are cancel-safe: nothing is lost).
+                let next = tokio::select! {
+                    biased;
+                    sent = self.in_flight.next() => Err(sent.expect("a write is in flight")),
+                    item = input.recv() => Ok(item),
+                };
+                match next {
+                    Ok(item) => item,
+                    Err(sent) => {
+                        self.settle(sent, &mut held);
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else {
+                closed = true;
+                continue;
+            };
+            // Spooled batches need not be large: linger only when writing direct.
+            let linger = if self.spooled_batches == 0 { self.cfg.linger_ms } else { 0 };
+            let (batch, input_closed) = gather(first, &mut input, self.cfg.batch_size, linger).await;
             closed = input_closed;
-            if !batch.is_empty() {
-                held = self.take(batch).await;
-            }
+            held = self.take(batch).await;
         }
         let spool = self.spool.lock().unwrap_or_else(|e| e.into_inner());
         if !spool.is_empty() {
@@ -161,46 +236,31 @@ impl Writer {
         }
     }
 
-    /// Waits up to `first_wait` (forever when `None`) for a first reading, then lingers for more
-    /// (only when writing direct: spooled batches need not be large). Returns what came and
-    /// whether the input is closed.
-    async fn gather(&self, input: &mut mpsc::Receiver<Item>, first_wait: Option<Duration>) -> (Vec<Item>, bool) {
-        let mut batch = Vec::new();
-        let first = match first_wait {
-            None => input.recv().await,
-            Some(wait) => match tokio::time::timeout(wait, input.recv()).await {
-                Ok(item) => item,
-                Err(_) => return (batch, false),
-            },
-        };
-        let Some(first) = first else { return (batch, true) };
-        batch.push(first);
-        let linger = if self.spooled_batches == 0 { self.cfg.linger_ms } else { 0 };
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(linger);
-        while batch.len() < self.cfg.batch_size {
-            match input.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(mpsc::error::TryRecvError::Disconnected) => return (batch, true),
-                Err(mpsc::error::TryRecvError::Empty) => match tokio::time::timeout_at(deadline, input.recv()).await {
-                    Ok(Some(item)) => batch.push(item),
-                    Ok(None) => return (batch, true),
-                    Err(_) => break,
-                },
-            }
-        }
-        (batch, false)
-    }
-
-    /// Handles a new batch; returns it back if it could not be made safe (spool full).
+    /// Handles a new batch: a write in flight when writing direct, else the spool; returns it back
+    /// if it could not be made safe (spool full).
     async fn take(&mut self, batch: Vec<Item>) -> Option<Vec<Item>> {
-        if self.spooled_batches > 0 || !self.due() {
+        if !self.direct() {
             return self.park(batch).await;
         }
         let readings: Vec<Reading> = batch.iter().map(|i| i.reading.clone()).collect();
-        let outcome = self.write(&readings).await;
+        let store = self.store.clone();
+        self.in_flight.push(async move {
+            let started = Instant::now();
+            let outcome = store.send(&readings).await.under_the_rule();
+            Sent { items: batch, readings, outcome, elapsed: started.elapsed() }
+        });
+        self.metrics.writes_in_flight.set(self.in_flight.len() as i64);
+        None
+    }
+
+    /// Settles a write handed back (in order): acknowledges the readings the store took or refused
+    /// for good (dead letters), and adds those it could not take to `held`, to be spooled next.
+    fn settle(&mut self, sent: Sent, held: &mut Option<Vec<Item>>) {
+        self.metrics.writes_in_flight.set(self.in_flight.len() as i64);
+        let outcome = self.account(&sent.readings, sent.outcome, sent.elapsed);
+        let fate = fates(sent.readings.len(), &outcome);
         let mut to_spool = Vec::new();
-        let fate = fates(readings.len(), &outcome);
-        for (i, item) in batch.into_iter().enumerate() {
+        for (i, item) in sent.items.into_iter().enumerate() {
             if fate[i] == Fate::Retry {
                 to_spool.push(item);
             } else if fate[i] == Fate::Rejected {
@@ -211,10 +271,9 @@ impl Writer {
                 item.ack.ack();
             }
         }
-        if to_spool.is_empty() {
-            None
-        } else {
-            self.park(to_spool).await
+        if !to_spool.is_empty() {
+            // After what is held already: the spool keeps arrival order.
+            held.get_or_insert_with(Vec::new).extend(to_spool);
         }
     }
 
@@ -354,11 +413,16 @@ impl Writer {
         }
     }
 
-    /// One write to the store, with its metrics and the back-off bookkeeping.
+    /// One write to the store (a drain of the spool), with its metrics and back-off bookkeeping.
     async fn write(&mut self, readings: &[Reading]) -> Outcome {
         let started = Instant::now();
         let outcome = self.store.send(readings).await.under_the_rule();
-        self.metrics.write_seconds.observe(started.elapsed().as_secs_f64());
+        self.account(readings, outcome, started.elapsed())
+    }
+
+    /// The metrics and the back-off bookkeeping of one write's `outcome`.
+    fn account(&mut self, readings: &[Reading], outcome: Outcome, elapsed: Duration) -> Outcome {
+        self.metrics.write_seconds.observe(elapsed.as_secs_f64());
         self.metrics.batch_size.observe(readings.len() as f64);
         let failed = outcome.retry.len() + outcome.rejected.len();
         let written = readings.len() - failed.min(readings.len());
@@ -411,6 +475,11 @@ impl Writer {
         }
         self.retry_at = Some(Instant::now() + delay);
         self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
+    }
+
+    /// Whether new batches go straight to the store (nothing spooled, no back-off running).
+    fn direct(&self) -> bool {
+        self.spooled_batches == 0 && self.due()
     }
 
     /// Whether a write to the store may be tried now.

@@ -190,17 +190,24 @@ fn parts(len: usize, parallel: usize) -> Vec<Range<usize>> {
     (0..len).step_by(size).map(|start| start..(start + size).min(len)).collect()
 }
 
-impl Sink for InfluxSink {
-    async fn send(&mut self, batch: &[Reading]) -> Outcome {
+impl InfluxSink {
+    /// [`Sink::send`] through a shared reference: the gateway keeps several writes in flight on
+    /// one sink (the sink holds no per-write state; reqwest's pool gives each its connections).
+    pub async fn send_shared(&self, batch: &[Reading]) -> Outcome {
         // The parts go out at once, each on its own connection of reqwest's pool.
         let ranges = parts(batch.len(), self.parallel_requests);
-        let this = &*self;
-        let outcomes = futures::future::join_all(ranges.iter().map(|r| this.send_part(&batch[r.clone()]))).await;
+        let outcomes = futures::future::join_all(ranges.iter().map(|r| self.send_part(&batch[r.clone()]))).await;
         let mut outcome = Outcome::ok();
         for (range, part) in ranges.iter().zip(outcomes) {
             merge(&mut outcome, part, range.start);
         }
         outcome
+    }
+}
+
+impl Sink for InfluxSink {
+    async fn send(&mut self, batch: &[Reading]) -> Outcome {
+        self.send_shared(batch).await
     }
 
     async fn check(&mut self) -> Result<String, Failure> {
