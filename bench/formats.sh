@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Case 5, a device's own JSON into InfluxDB: the gateway's declarative `format = "mapping"`
+# Case 4b, a device's own JSON into InfluxDB: the gateway's declarative `format = "mapping"`
 # (docs/device-formats.md) against Telegraf's json_v2 parser on the same backlog of 100,000 payloads
 # of a traffic counter's vendor JSON (1,000 devices x 100 ticks: time in ms, occupancy in percent,
 # the device's position), queued on Mosquitto for the consumer's persistent session (QoS 1), each run
@@ -7,7 +7,8 @@
 # count; exit 1 if any run lost one) and its fields summed, tags and times included, which must give
 # the same fingerprint for every run of both contenders (the same points). Prints a Markdown section.
 # Usage: bench/formats.sh   (make bench runs it)
-#   BENCH_RUNS=N runs per contender (default 5); BENCH_FORMATS_LOGS=DIR keeps every log and config.
+#   BENCH_RUNS=N runs per contender (default 5); BENCH_FORMATS_LOGS=DIR keeps every log and config;
+#   BENCH_FORMATS_TICKS=N payloads per device (default 100).
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_up mosquitto influxdb
@@ -16,7 +17,7 @@ cargo build --release --quiet --bin gateway
 release="${CARGO_TARGET_DIR:-target}/release"
 token_file="$PWD/target/bench/secrets/influxdb-token"
 devices=1000
-ticks=100
+ticks=${BENCH_FORMATS_TICKS:-100} # fewer for a quick check of the harness
 n=$((devices * ticks))
 dir=$(mktemp -d)
 pid=""
@@ -259,7 +260,7 @@ figure formats_gateway "$gw"; figure formats_gateway_cpu "$gwc"; figure formats_
 lost_total=0
 same=$(sort -u "$dir/fingerprints" | wc -l)
 cat <<EOF
-## 5. A device's own JSON into InfluxDB: the gateway's \`mapping\` format vs Telegraf's \`json_v2\`
+## 4b. A device's own JSON into InfluxDB: the gateway's \`mapping\` format vs Telegraf's \`json_v2\`
 
 $n payloads of a traffic counter's vendor JSON ($devices devices × $ticks ticks, $bytes bytes on
 average, e.g. \`{"device":"tc-0042","fcnt":17,"ts":1748736960123,"loc":{"lat":14.6051,"lon":-61.0644},"counts":{"vehicles_per_hour":1520,"occupancy_pct":31.5,"speed_kmh":38.2,"jam":false}}\`)
