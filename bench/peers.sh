@@ -2,7 +2,8 @@
 # Installs the tools the benchmarks compare us with, from the package registries, once; later calls
 # are quick no-ops (everything is cached in $BENCH_CACHE/peers, like the test bench's servers):
 #   telegraf        1.37.2 from the Go module proxy, built with only the plugins the cases use (a plain
-#                   `go install ...@latest` fails: two of its plugin modules cannot be verified)
+#                   `go install ...@latest` fails: two of its plugin modules cannot be verified);
+#                   processors.scale converts the units bench/formats.sh's payloads carry
 #   paho-mqtt       2.1.0 from PyPI, in a virtualenv: the original Python system's MQTT client
 #   mqtt (MQTT.js)  5.14.1 from npm
 #   mosquitto_pub   Debian mosquitto-clients (the C client: the client-side ceiling)
@@ -12,7 +13,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/services/lib.sh"
 
 TELEGRAF_VERSION=1.37.2
-TELEGRAF_TAGS="custom,inputs.mqtt_consumer,inputs.kafka_consumer,outputs.influxdb_v2,parsers.json_v2"
+TELEGRAF_TAGS="custom,inputs.mqtt_consumer,inputs.kafka_consumer,outputs.influxdb_v2,parsers.json_v2,processors.scale"
 PAHO_VERSION=2.1.0
 MQTTJS_VERSION=5.14.1
 peers="$BENCH_CACHE/peers"
@@ -20,7 +21,8 @@ mkdir -p "$peers"
 
 apt_install mosquitto-clients linux-perf
 
-telegraf="$peers/telegraf-$TELEGRAF_VERSION/telegraf"
+# One binary per set of plugins: adding one rebuilds it.
+telegraf="$peers/telegraf-$TELEGRAF_VERSION-$(echo "$TELEGRAF_TAGS" | md5sum | cut -c1-8)/telegraf"
 if [ ! -x "$telegraf" ]; then
   command -v go >/dev/null || die "go not found: Telegraf is built from the Go module proxy (install Go 1.24+)"
   log "building telegraf $TELEGRAF_VERSION ($TELEGRAF_TAGS; about a minute)"
