@@ -166,15 +166,7 @@ async fn receive(
     let (acked, mut acks) = mpsc::unbounded_channel::<()>();
     let count = entities.len();
     for (id, payload) in entities {
-        let acked = acked.clone();
-        let message = Message::new(
-            inbox.source.clone(),
-            id,
-            payload,
-            Box::new(move || {
-                let _ = acked.send(());
-            }),
-        );
+        let message = counted(inbox.source.clone(), id, payload, &acked);
         if inbox.to_source.send(message).await.is_err() {
             return answer(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the gateway is stopping");
         }
@@ -243,10 +235,20 @@ async fn keep(
     connected.set(1);
     tracing::info!("{server}: subscribed; notifications go to {}", cfg.endpoint());
     let from = *since.saved.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(from) = from {
-        catch_up(subscriber, &server, from - CATCH_UP_MARGIN, cfg, out).await;
-        since.catching_up.store(false, Ordering::Release);
-    }
+    // The catch-up runs beside the subscription's upkeep: a broker whose temporal API fails keeps
+    // it retrying (and the `since` file where it was), not the subscription unwatched.
+    let catching_up = async {
+        if let Some(from) = from {
+            catch_up(subscriber, &server, from - CATCH_UP_MARGIN, cfg, out).await;
+            since.catching_up.store(false, Ordering::Release);
+        }
+    };
+    tokio::join!(catching_up, upkeep(cfg, subscriber, since, connected, &server));
+}
+
+/// Saves the `since` file every second; every `check_seconds`, makes sure the broker still holds
+/// the subscription.
+async fn upkeep(cfg: &NgsiLdSourceConfig, subscriber: &Subscriber, since: &Since, connected: &IntGauge, server: &str) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
     loop {
@@ -298,15 +300,7 @@ async fn catch_up(
     let count = entities.len();
     for entity in entities {
         let id = entity.get("id").and_then(Value::as_str).unwrap_or("").to_string();
-        let acked = acked.clone();
-        let message = Message::new(
-            source.clone(),
-            id,
-            Bytes::from(entity.to_string()),
-            Box::new(move || {
-                let _ = acked.send(());
-            }),
-        );
+        let message = counted(source.clone(), id, Bytes::from(entity.to_string()), &acked);
         if out.send(message).await.is_err() {
             return;
         }
@@ -319,4 +313,17 @@ async fn catch_up(
         }
     }
     tracing::info!("{server}: caught up");
+}
+
+/// A message whose acknowledgement is counted on `acked` (the caller waits for as many as it sent).
+fn counted(source: Arc<str>, id: String, payload: Bytes, acked: &mpsc::UnboundedSender<()>) -> Message {
+    let acked = acked.clone();
+    Message::new(
+        source,
+        id,
+        payload,
+        Box::new(move || {
+            let _ = acked.send(());
+        }),
+    )
 }

@@ -278,7 +278,9 @@ impl Subscriber {
             let (status, body) = self.call(request).await?;
             match status.as_u16() {
                 200 => {}
-                404 if all.is_empty() => return Ok(None), // TenantNotFound: nothing written yet
+                // Only a tenant not created yet means nothing to catch up on; any other 404 (no
+                // temporal API at that address) is the broker failing, retried and logged.
+                404 if all.is_empty() && tenant_not_found(&body) => return Ok(None),
                 _ => return Err(self.failure(status, &format!("query {path}"), &body)),
             }
             let entities: Vec<Value> = serde_json::from_str(&body)
@@ -306,6 +308,11 @@ impl Subscriber {
             _ => Err(self.failure(status, "query subscriptions", &body)),
         }
     }
+}
+
+/// A 404 that says the tenant does not exist yet (brokers create it on its first write).
+fn tenant_not_found(body: &str) -> bool {
+    super::answer::problem_of(body).is_some_and(|p| p.short_kind() == "TenantNotFound")
 }
 
 /// A temporal entity as one entity per instant: at each `observedAt`, the instances observed then
@@ -362,6 +369,15 @@ mod tests {
         assert_eq!(out[0]["LAmax"]["value"], 70);
         assert!(out[1].get("LAmax").is_none());
         assert!(out.iter().all(|e| e["id"] == "urn:x" && e["location"]["type"] == "GeoProperty"));
+    }
+
+    #[test]
+    fn only_a_tenant_not_created_yet_means_nothing_to_catch_up_on() {
+        let tenant = r#"{"type":"https://uri.etsi.org/ngsi-ld/errors/TenantNotFound","title":"Tenant not found"}"#;
+        assert!(tenant_not_found(tenant));
+        // No temporal API at that address: the broker failing, not an empty history.
+        assert!(!tenant_not_found(r#"{"type":"https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"}"#));
+        assert!(!tenant_not_found("<html>Not Found</html>"));
     }
 
     #[test]
