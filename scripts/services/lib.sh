@@ -55,6 +55,19 @@ fresh_data_dir() {
   echo "$dir"
 }
 
+# require_disk_room NAME DIR MAX_PERCENT: fail with a clear message when the disk holding DIR is fuller than
+# MAX_PERCENT, computed as Java's disk checkers do ((size - available) / size), before NAME starts and then
+# fails in a way that names no cause (Pulsar's bookie turns read-only and the broker never becomes ready).
+require_disk_room() {
+  local name="$1" dir="$2" max="$3" size avail used
+  read -r size avail < <(df -P -B1 "$dir" | awk 'NR == 2 {print $2, $4}')
+  [ -n "$size" ] && [ "$size" -gt 0 ] || return 0
+  used=$(( (size - avail) * 100 / size ))
+  if [ "$used" -gt "$max" ]; then
+    die "$name: the disk holding $dir is ${used}% full ($((avail / 1024 / 1024 / 1024)) GiB free); $name needs it at most ${max}% full. Free space first: old clones, target/ folders (cargo clean), $BENCH_DATA"
+  fi
+}
+
 # is_running NAME: our recorded process for NAME is alive.
 is_running() {
   local f; f="$(pidfile "$1")"
@@ -95,6 +108,9 @@ wait_until() {
     fi
     if [ $((SECONDS - start)) -ge "$timeout" ]; then
       tail -n 40 "$BENCH_LOGS/$name.log" >&2 || true
+      if grep -q 'Used space fraction' "$BENCH_LOGS/$name.log" 2>/dev/null; then
+        die "$name not ready after ${timeout}s: its disk is too full (see 'Used space fraction' in $BENCH_LOGS/$name.log); free space and retry"
+      fi
       die "$name not ready after ${timeout}s (log: $BENCH_LOGS/$name.log)"
     fi
     sleep 1
