@@ -28,18 +28,3 @@ pub mod source;
 pub mod sources;
 pub mod spool;
 pub mod tls;
-
-/// What went wrong talking to a server, sorted once for every connector: retry it, set the
-/// message aside, or stop.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// Transient: the same write may succeed later (connection lost, server busy).
-    #[error("{0} (will retry)")]
-    Retryable(String),
-    /// The server refused this data; retrying it unchanged cannot help.
-    #[error("rejected: {0}")]
-    Rejected(String),
-    /// The sink cannot work at all (bad credentials, missing certificate): stop and tell the user.
-    #[error("{0}")]
-    Fatal(String),
-}

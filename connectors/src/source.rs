@@ -10,6 +10,24 @@
 use bytes::Bytes;
 use std::sync::Arc;
 
+/// Why a source stopped, or could not start. A server that is away, slow or refusing our
+/// credentials is none of these: sources wait those out (see `docs/failures.md`). Each message
+/// names the source and says what to change.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SourceError {
+    /// The settings cannot work: a field out of range, a TLS or password file that cannot be read,
+    /// options the client library refuses.
+    #[error("{0}")]
+    Settings(String),
+    /// The client library could not create the consumer or subscribe at all.
+    #[error("{0}")]
+    Client(String),
+    /// The server refuses the very requests its protocol defines (the Kafka REST v2 API answering
+    /// 400, 409 or 422 to them): an API mismatch that waiting cannot fix.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// One received message and the means to acknowledge it.
 pub struct Message {
     /// The source's name (its `name` in the config; the `source` label of metrics).

@@ -1,16 +1,24 @@
 //! Every protocol's source behind one enum, as [`crate::sinks`] does for sinks: a binary lists,
-//! names and checks any mix of configured sources the same way, without trait objects.
+//! names, checks, builds and runs any mix of configured sources the same way, without trait objects.
 //!
-//! Each protocol keeps its own `source.rs` with the same two entry points: `XxxSource::run(out,
-//! shutdown)` (messages handed on with their acknowledgement) and `check(cfg)` (connect as the
-//! source would, consume nothing).
+//! Each protocol keeps its own `source.rs` with the same entry points: `XxxSource::new(cfg,
+//! metrics)` (settings checked, nothing connected), `run(out, shutdown)` (messages handed on with
+//! their acknowledgement) and `check(cfg)` (connect as the source would, consume nothing).
+//! [`SourceConfig::build`] and [`Source::run`] are those entry points for any protocol.
 
-use crate::kafka::KafkaSourceConfig;
-use crate::kafka_rest::KafkaRestSourceConfig;
-use crate::mqtt::MqttConfig;
+use crate::kafka::{KafkaSource, KafkaSourceConfig};
+use crate::kafka_rest::{KafkaRestSource, KafkaRestSourceConfig};
+use crate::metrics::SourceMetrics;
+use crate::mqtt::{MqttConfig, MqttSource};
 use crate::ngsi_ld::NgsiLdSourceConfig;
-use crate::pulsar::PulsarSourceConfig;
+use crate::pulsar::{PulsarDelivery, PulsarSource, PulsarSourceConfig};
 use crate::sink::Failure;
+use crate::source::{Message, SourceError};
+use prometheus::IntGauge;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// One configured source, whatever its protocol.
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +103,104 @@ impl SourceConfig<'_> {
     }
 }
 
+impl SourceConfig<'_> {
+    /// The source, its settings checked and its secrets read; it connects in [`Source::run`].
+    /// `backlog` receives what waits on the server for it: Kafka's consumer lag, Pulsar's
+    /// subscription backlog (other protocols have no such figure and ignore it).
+    ///
+    /// NGSI-LD sources are not built here: their messages are notifications posted to the binary's
+    /// HTTP server, which runs them with its receiver (`gateway/src/notifications.rs`).
+    pub fn build(&self, metrics: &SourceMetrics, backlog: Option<IntGauge>) -> Result<Source, SourceError> {
+        Ok(match self {
+            SourceConfig::Mqtt(c) => Source::Mqtt(MqttSource::new((*c).clone(), metrics.clone())),
+            SourceConfig::Kafka(c) => {
+                let source = KafkaSource::new((*c).clone(), metrics.clone())?;
+                Source::Kafka(match backlog {
+                    Some(gauge) => source.with_lag_gauge(gauge),
+                    None => source,
+                })
+            }
+            SourceConfig::KafkaRest(c) => Source::KafkaRest(KafkaRestSource::new((*c).clone(), metrics.clone())?),
+            SourceConfig::Pulsar(c) => {
+                let source = PulsarSource::new((*c).clone(), metrics.clone())
+                    .map_err(|e| SourceError::Settings(format!("pulsar source `{}`: {e}", c.name)))?;
+                Source::Pulsar(PulsarRun { source, cfg: (*c).clone(), backlog })
+            }
+            SourceConfig::NgsiLd(c) => {
+                return Err(SourceError::Settings(format!(
+                    "ngsi_ld source `{}` receives notifications on the HTTP server, which runs it",
+                    c.name
+                )))
+            }
+        })
+    }
+}
+
+/// A source ready to run, whatever its protocol.
+// Built once per source at start and moved once into its task: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Source {
+    Mqtt(MqttSource),
+    Kafka(KafkaSource),
+    KafkaRest(KafkaRestSource),
+    Pulsar(PulsarRun),
+}
+
+/// The Pulsar source with what the gateway runs beside it.
+pub struct PulsarRun {
+    source: PulsarSource,
+    cfg: PulsarSourceConfig,
+    backlog: Option<IntGauge>,
+}
+
+impl Source {
+    /// Runs until `stop` (or until `out` is closed), handing every message on with its
+    /// acknowledgement. Servers that are away or refuse our credentials are waited out; the error
+    /// says why the source cannot run at all.
+    pub async fn run(self, out: mpsc::Sender<Message>, stop: CancellationToken) -> Result<(), SourceError> {
+        match self {
+            Source::Mqtt(s) => s.run(out, stop).await,
+            Source::Kafka(s) => s.run(out, stop).await,
+            Source::KafkaRest(s) => s.run(out, stop).await,
+            Source::Pulsar(p) => p.run(out, stop).await,
+        }
+    }
+}
+
+impl PulsarRun {
+    /// The source, the task that hands its deliveries on as messages, and the backlog watcher.
+    /// The first two are tasks of their own so that decoding and consuming use both cores.
+    async fn run(self, out: mpsc::Sender<Message>, stop: CancellationToken) -> Result<(), SourceError> {
+        let name: Arc<str> = self.cfg.name.as_str().into();
+        let watcher = self.backlog.map(|gauge| {
+            let cfg = self.cfg.clone();
+            tokio::spawn(crate::pulsar::backlog::watch(cfg, gauge, Duration::from_secs(5)))
+        });
+        let (deliveries, rx) = mpsc::channel(256);
+        let forward = tokio::spawn(forward_pulsar(rx, out, name.clone()));
+        let result = self.source.run(deliveries, stop).await;
+        // The source dropped its sender: the forwarder ends once it has handed on the last delivery.
+        let _ = forward.await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        result.map_err(|e| SourceError::Client(format!("pulsar source `{name}`: {e}")))
+    }
+}
+
+/// Hands Pulsar deliveries on as messages whose acknowledgement acks them on the broker (a
+/// message dropped unacknowledged is redelivered).
+async fn forward_pulsar(mut rx: mpsc::Receiver<PulsarDelivery>, out: mpsc::Sender<Message>, name: Arc<str>) {
+    while let Some(mut delivery) = rx.recv().await {
+        let payload = std::mem::take(&mut delivery.payload);
+        let topic = delivery.topic.clone();
+        let message = Message::new(name.clone(), topic, payload.into(), Box::new(move || delivery.ack()));
+        if out.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +227,18 @@ mod tests {
             assert!(s.role().starts_with(s.protocol()));
             assert!(!s.address().is_empty());
         }
+    }
+
+    #[test]
+    fn build_checks_settings_before_any_network() {
+        let metrics = SourceMetrics::register(&crate::metrics::registry("t"), "t");
+        let mqtt = MqttConfig::new("127.0.0.1", 1, "check");
+        assert!(matches!(SourceConfig::Mqtt(&mqtt).build(&metrics, None), Ok(Source::Mqtt(_))));
+        let kafka = KafkaSourceConfig { group_id: "".into(), ..Default::default() };
+        let refused = SourceConfig::Kafka(&kafka).build(&metrics, None).err().expect("no group id");
+        assert!(matches!(&refused, SourceError::Settings(m) if m.contains("group_id")), "{refused}");
+        // NGSI-LD sources run in the HTTP server that receives their notifications.
+        let n: NgsiLdSourceConfig = toml::from_str("url = \"http://orion:1026\"").unwrap();
+        assert!(matches!(SourceConfig::NgsiLd(&n).build(&metrics, None), Err(SourceError::Settings(_))));
     }
 }

@@ -6,10 +6,6 @@ use crate::decode::TopicRule;
 use crate::formats::Format;
 use crate::metrics::GatewayMetrics;
 use crate::notifications::Since;
-use smartcity_connectors::kafka::KafkaSource;
-use smartcity_connectors::kafka_rest::KafkaRestSource;
-use smartcity_connectors::mqtt::MqttSource;
-use smartcity_connectors::pulsar::{PulsarDelivery, PulsarSource, PulsarSourceConfig};
 use smartcity_connectors::source::Message;
 use smartcity_connectors::sources::SourceConfig;
 use smartcity_model::SensorKind;
@@ -84,77 +80,21 @@ pub fn start(
     for source in cfg.sources() {
         metrics.source_started(source.name());
         let (out, stop) = (out.clone(), stop.clone());
-        match source {
-            SourceConfig::Mqtt(m) => {
-                let running = MqttSource::new(m.clone(), metrics.source.clone());
-                let (url, name) = (m.url(), m.name.clone());
-                tasks.spawn(async move {
-                    running.run(out, stop).await.map_err(|e| format!("mqtt source `{name}` ({url}): {e}"))
-                });
-            }
-            SourceConfig::Kafka(k) => {
-                // Its errors name the source already.
-                let running = KafkaSource::new(k.clone(), metrics.source.clone())?
-                    .with_lag_gauge(metrics.kafka_lag.with_label_values(&[&k.name]));
-                tasks.spawn(async move { running.run(out, stop).await.map_err(|e| e.to_string()) });
-            }
-            SourceConfig::KafkaRest(k) => {
-                let running = KafkaRestSource::new(k.clone(), metrics.source.clone())?;
-                tasks.spawn(async move { running.run(out, stop).await.map_err(|e| e.to_string()) });
-            }
-            SourceConfig::Pulsar(p) => start_pulsar(p, metrics, out, stop, tasks)?,
-            SourceConfig::NgsiLd(n) => {
-                let (inbox, since) =
-                    inboxes.remove(&n.name).ok_or_else(|| format!("ngsi_ld source `{}` has no receiver", n.name))?;
-                let connected = metrics.source.connected.with_label_values(&[&n.name]);
-                tasks.spawn(crate::notifications::run(n.clone(), inbox, since, out, connected, stop));
-            }
+        if let SourceConfig::NgsiLd(n) = source {
+            // Its messages are the notifications that the HTTP server's receiver puts in its inbox.
+            let (inbox, since) =
+                inboxes.remove(&n.name).ok_or_else(|| format!("ngsi_ld source `{}` has no receiver", n.name))?;
+            let connected = metrics.source.connected.with_label_values(&[&n.name]);
+            tasks.spawn(crate::notifications::run(n.clone(), inbox, since, out, connected, stop));
+            continue;
         }
-    }
-    Ok(())
-}
-
-/// The Pulsar source, its backlog watcher, and the task that hands its deliveries on as messages.
-fn start_pulsar(
-    p: &PulsarSourceConfig,
-    metrics: &GatewayMetrics,
-    out: mpsc::Sender<Message>,
-    stop: CancellationToken,
-    tasks: &mut JoinSet<Result<(), String>>,
-) -> Result<(), String> {
-    let source = PulsarSource::new(p.clone(), metrics.source.clone())?;
-    let backlog = metrics.pulsar_backlog.with_label_values(&[&p.name]);
-    tasks.spawn({
-        let (cfg, stop) = (p.clone(), stop.clone());
-        async move {
-            tokio::select! {
-                _ = smartcity_connectors::pulsar::backlog::watch(cfg, backlog, std::time::Duration::from_secs(5)) => {}
-                _ = stop.cancelled() => {}
-            }
-            Ok(())
-        }
-    });
-    let (deliveries, rx) = mpsc::channel(256);
-    let name: Arc<str> = p.name.clone().into();
-    tasks.spawn(forward_pulsar(rx, out, name.clone()));
-    tasks.spawn(async move { source.run(deliveries, stop).await.map_err(|e| format!("pulsar source `{name}`: {e}")) });
-    Ok(())
-}
-
-/// Hands Pulsar deliveries on as messages whose acknowledgement acks them on the broker (a
-/// message dropped unacknowledged is redelivered).
-async fn forward_pulsar(
-    mut rx: mpsc::Receiver<PulsarDelivery>,
-    out: mpsc::Sender<Message>,
-    name: Arc<str>,
-) -> Result<(), String> {
-    while let Some(mut delivery) = rx.recv().await {
-        let payload = std::mem::take(&mut delivery.payload);
-        let topic = delivery.topic.clone();
-        let message = Message::new(name.clone(), topic, payload.into(), Box::new(move || delivery.ack()));
-        if out.send(message).await.is_err() {
-            break;
-        }
+        let backlog = match source {
+            SourceConfig::Kafka(k) => Some(metrics.kafka_lag.with_label_values(&[&k.name])),
+            SourceConfig::Pulsar(p) => Some(metrics.pulsar_backlog.with_label_values(&[&p.name])),
+            _ => None,
+        };
+        let running = source.build(&metrics.source, backlog).map_err(|e| e.to_string())?;
+        tasks.spawn(async move { running.run(out, stop).await.map_err(|e| e.to_string()) });
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use smartcity_connectors::kafka::{KafkaSource, KafkaSourceConfig};
 use smartcity_connectors::kafka_rest::{KafkaRestSource, KafkaRestSourceConfig};
 use smartcity_connectors::metrics::{self, SourceMetrics};
 use smartcity_connectors::source::Message;
-use smartcity_connectors::SinkError;
+use smartcity_connectors::source::SourceError;
 use smartcity_testbench::{bench_var, unique};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -34,7 +34,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Where each produced message went: seq -> (partition, offset).
 type Placement = HashMap<usize, (i32, i64)>;
-type Started = (mpsc::Receiver<Message>, CancellationToken, JoinHandle<Result<(), SinkError>>);
+type Started = (mpsc::Receiver<Message>, CancellationToken, JoinHandle<Result<(), SourceError>>);
 
 fn kafka_config() -> ClientConfig {
     let mut c = ClientConfig::new();

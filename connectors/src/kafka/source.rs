@@ -23,8 +23,7 @@ use super::log::{librdkafka_log_level, lock, Limited};
 use super::source_config::KafkaSourceConfig;
 use super::tidy;
 use crate::metrics::SourceMetrics;
-use crate::source::Message;
-use crate::SinkError;
+use crate::source::{Message, SourceError};
 use bytes::Bytes;
 use prometheus::IntGauge;
 use rdkafka::client::ClientContext;
@@ -204,13 +203,14 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// Checks the settings and reads the password; connects later, in [`KafkaSource::run`].
-    pub fn new(cfg: KafkaSourceConfig, metrics: SourceMetrics) -> Result<Self, String> {
+    pub fn new(cfg: KafkaSourceConfig, metrics: SourceMetrics) -> Result<Self, SourceError> {
         let problems = cfg.problems();
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-            return Err(format!("kafka source `{}`: {}", cfg.name, list.join("; ")));
+            return Err(SourceError::Settings(format!("kafka source `{}`: {}", cfg.name, list.join("; "))));
         }
-        let mut rd = cfg.client_config().map_err(|e| format!("kafka source `{}`: {e}", cfg.name))?;
+        let mut rd =
+            cfg.client_config().map_err(|e| SourceError::Settings(format!("kafka source `{}`: {e}", cfg.name)))?;
         rd.set_log_level(librdkafka_log_level());
         Ok(KafkaSource { cfg, rd, metrics, lag: None })
     }
@@ -222,8 +222,8 @@ impl KafkaSource {
     }
 
     /// Runs until `stop` (or until `out` is closed). librdkafka reconnects by itself; the error is
-    /// `Fatal` only when the consumer cannot be created or subscribed at all.
-    pub async fn run(self, out: mpsc::Sender<Message>, stop: CancellationToken) -> Result<(), SinkError> {
+    /// `Client` only when the consumer cannot be created or subscribed at all.
+    pub async fn run(self, out: mpsc::Sender<Message>, stop: CancellationToken) -> Result<(), SourceError> {
         let name: Arc<str> = self.cfg.name.as_str().into();
         let who = format!("kafka source `{name}`");
         let commits: Shared = Arc::default();
@@ -238,13 +238,13 @@ impl KafkaSource {
         let consumer: StreamConsumer<Context> = self
             .rd
             .create_with_context(context)
-            .map_err(|e| SinkError::Fatal(format!("{who}: cannot create the consumer: {e}")))?;
+            .map_err(|e| SourceError::Client(format!("{who}: cannot create the consumer: {e}")))?;
         let consumer = Arc::new(consumer);
         let topics = self.cfg.topics();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topic_refs)
-            .map_err(|e| SinkError::Fatal(format!("{who}: cannot subscribe to {}: {e}", topics.join(", "))))?;
+            .map_err(|e| SourceError::Client(format!("{who}: cannot subscribe to {}: {e}", topics.join(", "))))?;
         tracing::info!(
             "{who}: group `{}` reading {} from {}",
             self.cfg.group_id,
@@ -361,7 +361,7 @@ mod tests {
         let metrics = SourceMetrics::register(&crate::metrics::registry("t"), "t");
         let cfg = KafkaSourceConfig { group_id: "".into(), ..Default::default() };
         let e = KafkaSource::new(cfg, metrics).err().expect("refused");
-        assert!(e.starts_with("kafka source `kafka`: group_id"), "{e}");
+        assert!(matches!(&e, SourceError::Settings(m) if m.starts_with("kafka source `kafka`: group_id")), "{e}");
     }
 
     #[tokio::test]

@@ -32,8 +32,7 @@ use crate::kafka::source::wait_for_acks;
 use crate::metrics::SourceMetrics;
 use crate::retry::Backoff;
 use crate::secret;
-use crate::source::Message;
-use crate::SinkError;
+use crate::source::{Message, SourceError};
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
@@ -109,7 +108,11 @@ pub struct KafkaRestSource {
 impl KafkaRestSource {
     /// Checks the settings, reads the password and the TLS files; connects later, in
     /// [`KafkaRestSource::run`].
-    pub fn new(cfg: KafkaRestSourceConfig, metrics: SourceMetrics) -> Result<Self, String> {
+    pub fn new(cfg: KafkaRestSourceConfig, metrics: SourceMetrics) -> Result<Self, SourceError> {
+        Self::build(cfg, metrics).map_err(SourceError::Settings)
+    }
+
+    fn build(cfg: KafkaRestSourceConfig, metrics: SourceMetrics) -> Result<Self, String> {
         let who = format!("kafka-rest source `{}`", cfg.name);
         let problems = cfg.problems();
         if !problems.is_empty() {
@@ -141,7 +144,7 @@ impl KafkaRestSource {
     /// Runs until `stop` (or until `out` is closed); recreates the instance by itself and waits out
     /// credentials refused or a missing endpoint (saying what to change), so it returns an error only
     /// when the proxy refuses the very requests the v2 API defines (400, 409 or 422 on them).
-    pub async fn run(self, out: mpsc::Sender<Message>, stop: CancellationToken) -> Result<(), SinkError> {
+    pub async fn run(self, out: mpsc::Sender<Message>, stop: CancellationToken) -> Result<(), SourceError> {
         let name: Arc<str> = self.cfg.name.as_str().into();
         let connected = self.metrics.connected.with_label_values(&[&*name]);
         let commits: Shared = Arc::default();
@@ -195,7 +198,7 @@ impl KafkaRestSource {
             self.close(&commits).await;
         }
         connected.set(0);
-        result.map_err(|m| SinkError::Fatal(format!("{}: {m}", self.who)))
+        result.map_err(|m| SourceError::Refused(format!("{}: {m}", self.who)))
     }
 
     /// One request: the body of a 2xx answer, else what the answer means.
@@ -382,7 +385,8 @@ mod tests {
             "http://proxy:8082/kafka/consumers/g/instances/i-1/records?timeout=1000&max_bytes=1048576"
         );
         let bad = KafkaRestSourceConfig { instance: "a/b".into(), ..Default::default() };
-        assert!(KafkaRestSource::new(bad, metrics()).err().unwrap().contains("instance"));
+        let refused = KafkaRestSource::new(bad, metrics()).err().unwrap();
+        assert!(matches!(&refused, SourceError::Settings(m) if m.contains("instance")), "{refused}");
     }
 
     #[tokio::test]

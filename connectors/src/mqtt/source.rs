@@ -17,8 +17,7 @@ use super::config::MqttConfig;
 use crate::metrics::SourceMetrics;
 use crate::retry::Backoff;
 use crate::sink::{classify, Failure};
-use crate::source::Message;
-use crate::SinkError;
+use crate::source::{Message, SourceError};
 use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -110,8 +109,11 @@ impl MqttSource {
     /// Runs until `shutdown`; reconnects and re-subscribes by itself, also when the broker refuses
     /// the login or the subscription (the broker's side: the source waits for the operator). Fails
     /// only when its own settings cannot work (TLS or password files unreadable).
-    pub async fn run(self, out: mpsc::Sender<Message>, shutdown: CancellationToken) -> Result<(), SinkError> {
-        let mut options = self.cfg.options().map_err(SinkError::Fatal)?;
+    pub async fn run(self, out: mpsc::Sender<Message>, shutdown: CancellationToken) -> Result<(), SourceError> {
+        let mut options = self
+            .cfg
+            .options()
+            .map_err(|e| SourceError::Settings(format!("mqtt source `{}` ({}): {e}", self.name(), self.cfg.url())))?;
         options.set_manual_acks(true);
         // Incoming packets up to INCOMING_LIMIT: a larger message than `max_packet_bytes` must reach
         // the consumer (which sets it aside as a dead letter) rather than break the connection, or
