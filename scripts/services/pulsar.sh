@@ -2,6 +2,8 @@
 #   127.0.0.1:6650  Pulsar binary protocol (BENCH_PULSAR_URL)
 #   127.0.0.1:8081  admin REST API / web service (BENCH_PULSAR_ADMIN_URL)
 #   127.0.0.1:3181  the in-process bookie (internal)
+# Token authentication and authorization are on; a client without a token is the superuser (see
+# pulsar_auth below). BENCH_PULSAR_TEST_TOKEN_FILE holds the token of the role `smartcity-test`.
 # Sourced by services.sh. Jars: a generated POM resolved by maven_classpath (cached in $BENCH_CACHE/maven and ~/.m2,
 # ~300 MB); data in $BENCH_DATA/pulsar, wiped at each start except under `services.sh restart pulsar`
 # (BENCH_KEEP_DATA=1: topics, subscriptions and unacknowledged messages survive, as after a real broker restart).
@@ -37,6 +39,7 @@ svc_install() {
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven
   command -v curl >/dev/null || apt_install curl
+  command -v openssl >/dev/null || apt_install openssl
   maven_classpath pulsar "$(pulsar_pom)" >/dev/null
 }
 
@@ -81,6 +84,7 @@ allowEphemeralPorts=true
 listeningInterface=lo
 allowLoopback=true
 EOF
+  pulsar_auth "$data" >> "$data/standalone.conf"
   cat > "$data/log4j2.xml" <<'EOF'
 <Configuration status="warn">
   <Appenders><Console name="out" target="SYSTEM_OUT"><PatternLayout pattern="%d{HH:mm:ss.SSS} %-5level [%t] %c{1.} - %msg%n"/></Console></Appenders>
@@ -106,6 +110,34 @@ EOF
     --metadata-dir "$data/metadata" --bookkeeper-dir "$data/bookkeeper"
 }
 
+# Token authentication and authorization, as production brokers run, with clients that present no
+# token taken as the superuser `anonymous`: every test and tool of the bench works without a token,
+# and a test that needs credentials the broker can refuse uses the token of the role `smartcity-test`
+# (BENCH_PULSAR_TEST_TOKEN_FILE), whose permissions it grants and revokes on a namespace of its own.
+# The HS256 key is made at the first start of a data folder; the token is a JWT signed with it
+# (header and claims base64url-encoded, HMAC-SHA256 by openssl), as `pulsar tokens create` makes.
+pulsar_auth() {
+  local data="$1" key="$1/token-secret.key" header claims signature
+  if [ ! -s "$key" ]; then
+    ( umask 077; head -c 32 /dev/urandom > "$key" )
+    header="$(printf '{"alg":"HS256"}' | base64url)"
+    claims="$(printf '{"sub":"smartcity-test"}' | base64url)"
+    signature="$(printf '%s.%s' "$header" "$claims" |
+      openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(od -An -tx1 -v "$key" | tr -d ' \n')" -binary | base64url)"
+    ( umask 077; printf '%s.%s.%s' "$header" "$claims" "$signature" > "$data/test-role.token" )
+  fi
+  cat <<EOF
+authenticationEnabled=true
+authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken
+tokenSecretKey=file://$key
+authorizationEnabled=true
+anonymousUserRole=anonymous
+superUserRoles=anonymous
+EOF
+}
+
+base64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
 # Ready means a topic can be served, not only that the admin API answers: the first topic of a fresh
 # standalone loads the namespace bundle and opens BookKeeper ledgers, which took over 10 s in a CI run
 # and made the first test's producer miss its deadline. Creating (204) or finding (409) a probe topic
@@ -122,4 +154,5 @@ svc_ready() {
 svc_env() {
   echo "BENCH_PULSAR_URL=pulsar://127.0.0.1:6650"
   echo "BENCH_PULSAR_ADMIN_URL=http://127.0.0.1:8081"
+  echo "BENCH_PULSAR_TEST_TOKEN_FILE=$BENCH_DATA/pulsar/test-role.token"
 }
