@@ -168,8 +168,10 @@ async fn a_producer_refused_for_a_while_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!telemetry.is_up(), "down while refused");
-    let down: Vec<(&str, i64)> =
-        ["auth", "connect", "timeout"].iter().map(|r| (*r, metrics.down.with_label_values(&["pulsar", r]).get())).collect();
+    let down: Vec<(&str, i64)> = ["auth", "connect", "timeout"]
+        .iter()
+        .map(|r| (*r, metrics.down.with_label_values(&["pulsar", r]).get()))
+        .collect();
     assert_eq!(down[0], ("auth", 1), "down for its credentials: {down:?}");
     assert_eq!(telemetry.dropped_total(), 0, "nothing dropped while refused");
     tokio::time::sleep(REFUSED_FOR.saturating_sub(refused_since.elapsed())).await;
@@ -179,7 +181,8 @@ async fn a_producer_refused_for_a_while_loses_nothing() {
     let total = before.len() + during.len();
     assert_eq!((telemetry.published_total(), telemetry.dropped_total()), (total as u64, 0));
     let seen = read_back(&template, total).await;
-    let expected: BTreeSet<(String, u64)> = before.iter().chain(&during).map(|r| (r.sensor_id.clone(), r.seq)).collect();
+    let expected: BTreeSet<(String, u64)> =
+        before.iter().chain(&during).map(|r| (r.sensor_id.clone(), r.seq)).collect();
     assert_eq!(seen, expected, "every reading on the broker, each once counted");
 }
 
