@@ -11,8 +11,8 @@
 //!   the writer appends to the spool or drains it, so the spool keeps arrival order.
 //! - **Spooling** (the store failed, or the spool still holds older batches): batches are appended
 //!   to the spool, so that the spool drains in arrival order, and acknowledged at once. Between
-//!   appends the writer drains the spool's oldest batch to the store, after a back-off while the
-//!   store keeps failing. When the spool is empty again, writes go direct.
+//!   appends the writer drains the spool's oldest batches to the store, up to `writes_in_flight`
+//!   writes at once and committed in order, after a back-off while the store keeps failing. When the spool is empty again, writes go direct.
 //! - **Full** (the spool reached `max_bytes`): the batch is held, unacknowledged, and nothing more
 //!   is read: the sources stop, and the brokers keep the messages (MQTT: unacknowledged in-flight
 //!   messages and the session queue; Kafka: uncommitted offsets; Pulsar: unacknowledged messages).
@@ -102,6 +102,13 @@ const DRAIN_RECORDS: usize = 32;
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// One write of a drain: the readings of `records` consecutive spool records.
+#[derive(Default)]
+struct DrainWrite {
+    records: usize,
+    readings: Vec<Reading>,
+}
 
 pub struct Writer {
     store: Arc<Store>,
@@ -347,7 +354,11 @@ impl Writer {
         }
     }
 
-    /// Writes the spool's oldest batch to the store; commits it once written.
+    /// Writes the spool's oldest batches to the store, up to `writes_in_flight` writes at once, and
+    /// commits in the spool those written, in order. A write that fails ends the commit there: it
+    /// and the ones after it stay first in line, and those after it that the store took are written
+    /// again at the next drain (the same points, which InfluxDB stores once). So the spool drains
+    /// in arrival order, as many writes at a time as the direct path keeps in flight.
     async fn drain_one(&mut self) {
         let spool = self.spool.clone();
         let peeked =
@@ -366,32 +377,37 @@ impl Writer {
                 return;
             }
         };
-        // As many records as make one write of at most `batch_size` readings (at least one record).
-        let mut readings = Vec::new();
+        let writes = self.drain_writes(&records);
+        let store = &self.store;
+        let answers = futures::future::join_all(writes.iter().map(|w| async move {
+            let started = Instant::now();
+            let outcome = match w.readings.is_empty() {
+                true => Outcome::ok(),
+                false => store.send(&w.readings).await.under_the_rule(),
+            };
+            (outcome, started.elapsed())
+        }))
+        .await;
         let mut taken = 0;
-        for record in &records {
-            if taken > 0 && readings.len() + record.iter().filter(|b| **b == b'\n').count() > self.cfg.batch_size {
-                break;
+        for (w, (outcome, elapsed)) in writes.iter().zip(answers) {
+            let outcome = match w.readings.is_empty() {
+                true => outcome,
+                false => self.account(&w.readings, outcome, elapsed),
+            };
+            if !outcome.retry.is_empty() {
+                break; // `account` set the back-off; this batch stays first in line.
             }
-            taken += 1;
-            for line in record.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                match json::decode(line) {
-                    Ok(r) => readings.push(r),
-                    // Checksummed on disk, so this is a bug or a format change: keep the evidence.
-                    Err(e) => self.write_dead_letter("spool", "spool", "invalid", &e.to_string(), line),
+            for &i in &outcome.rejected {
+                let reason = outcome.failure.as_ref().map(|f| f.message.as_str()).unwrap_or("refused by the store");
+                if let Some(r) = w.readings.get(i) {
+                    let line = json::encode(r);
+                    self.write_dead_letter("spool", "spool", "rejected", reason, &line);
                 }
             }
+            taken += w.records;
         }
-        let outcome = if readings.is_empty() { Outcome::ok() } else { self.write(&readings).await };
-        if !outcome.retry.is_empty() {
-            return; // `write` set the back-off; the batch stays first in line.
-        }
-        for &i in &outcome.rejected {
-            let reason = outcome.failure.as_ref().map(|f| f.message.as_str()).unwrap_or("refused by the store");
-            if let Some(r) = readings.get(i) {
-                let line = json::encode(r);
-                self.write_dead_letter("spool", "spool", "rejected", reason, &line);
-            }
+        if taken == 0 {
+            return;
         }
         let spool = self.spool.clone();
         let (result, stats) = tokio::task::spawn_blocking(move || {
@@ -413,11 +429,32 @@ impl Writer {
         }
     }
 
-    /// One write to the store (a drain of the spool), with its metrics and back-off bookkeeping.
-    async fn write(&mut self, readings: &[Reading]) -> Outcome {
-        let started = Instant::now();
-        let outcome = self.store.send(readings).await.under_the_rule();
-        self.account(readings, outcome, started.elapsed())
+    /// The oldest spool records as up to `writes_in_flight` writes of at most `batch_size` readings
+    /// each (a record larger than that is one write of its own), in spool order.
+    fn drain_writes(&self, records: &[Vec<u8>]) -> Vec<DrainWrite> {
+        let mut writes: Vec<DrainWrite> = Vec::new();
+        let mut current = DrainWrite::default();
+        for record in records {
+            let lines = record.iter().filter(|b| **b == b'\n').count();
+            if current.records > 0 && current.readings.len() + lines > self.cfg.batch_size {
+                writes.push(std::mem::take(&mut current));
+                if writes.len() == self.cfg.writes_in_flight {
+                    return writes;
+                }
+            }
+            current.records += 1;
+            for line in record.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                match json::decode(line) {
+                    Ok(r) => current.readings.push(r),
+                    // Checksummed on disk, so this is a bug or a format change: keep the evidence.
+                    Err(e) => self.write_dead_letter("spool", "spool", "invalid", &e.to_string(), line),
+                }
+            }
+        }
+        if current.records > 0 {
+            writes.push(current);
+        }
+        writes
     }
 
     /// The metrics and the back-off bookkeeping of one write's `outcome`.
