@@ -4,11 +4,11 @@
 # ratio, the command of each case, and the issue's targets met or not). It starts the test bench
 # servers it needs and installs the peers (bench/peers.sh), both cached after the first time.
 # Takes about 40 minutes. Usage: bench/run.sh [CASE...]   (make bench)
-#   CASE: generate publish ingest formats scale latency sinks distribution (default: all, in that order);
+#   CASE: generate publish ingest formats scale latency sinks distribution drain (default: all, in that order);
 #   with a subset, the sections are printed and docs/benchmarks.md is left alone.
 #   BENCH_RUNS=N runs per contender (default 5); BENCH_OUT=FILE writes FILE instead.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-all=(generate publish ingest formats scale latency sinks distribution)
+all=(generate publish ingest formats scale latency sinks distribution drain)
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=("${all[@]}")
 out=${BENCH_OUT:-docs/benchmarks.md}

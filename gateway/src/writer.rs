@@ -97,8 +97,12 @@ async fn gather(first: Item, input: &mut mpsc::Receiver<Item>, batch_size: usize
     (batch, false)
 }
 
-/// Spool records read at once when draining (they are then written in batches of `batch_size`).
-const DRAIN_RECORDS: usize = 32;
+/// Most spool records read at once when draining (they are then written in batches of
+/// `batch_size`, up to `writes_in_flight` at once).
+const DRAIN_RECORDS: usize = 1024;
+/// About the size of a reading in the spool (our wire format, one JSON line): a drain reads
+/// `batch_size` × this per write in flight, so that small spooled batches still make full writes.
+const SPOOLED_READING_BYTES: usize = 320;
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(5);
@@ -361,10 +365,12 @@ impl Writer {
     /// in arrival order, as many writes at a time as the direct path keeps in flight.
     async fn drain_one(&mut self) {
         let spool = self.spool.clone();
-        let peeked =
-            tokio::task::spawn_blocking(move || spool.lock().unwrap_or_else(|e| e.into_inner()).peek(DRAIN_RECORDS))
-                .await
-                .expect("spool task does not panic");
+        let budget = SPOOLED_READING_BYTES * self.cfg.batch_size * self.cfg.writes_in_flight;
+        let peeked = tokio::task::spawn_blocking(move || {
+            spool.lock().unwrap_or_else(|e| e.into_inner()).peek_bytes(DRAIN_RECORDS, budget)
+        })
+        .await
+        .expect("spool task does not panic");
         let records = match peeked {
             Ok(records) if !records.is_empty() => records,
             Ok(_) => {

@@ -289,12 +289,21 @@ impl Spool {
 
     /// Up to `max_records` of the oldest pending records, oldest first, without removing them.
     pub fn peek(&mut self, max_records: usize) -> Result<Vec<Vec<u8>>, SpoolError> {
+        self.peek_bytes(max_records, usize::MAX)
+    }
+
+    /// Like [`Spool::peek`], but stops after the record that brings their size to `max_bytes` (at
+    /// least one record): a reader takes what its next writes hold, whether the records are large
+    /// or small, with memory bounded by the budget plus one record.
+    pub fn peek_bytes(&mut self, max_records: usize, max_bytes: usize) -> Result<Vec<Vec<u8>>, SpoolError> {
         let want = max_records.min(self.pending);
         let mut out = Vec::with_capacity(want.min(1024));
+        let mut total = 0usize;
         self.walk(want, |r, path, off, len, crc| {
             let payload = segment::read_payload(r, len, crc).map_err(|b| bad(b, path, off))?;
+            total += payload.len();
             out.push(payload);
-            Ok(())
+            Ok(total < max_bytes)
         })?;
         Ok(out)
     }
@@ -311,7 +320,8 @@ impl Spool {
         let mut bytes = 0;
         let (mut i, mut off) = self.walk(n, |r, path, off, len, _| {
             bytes += HEADER + u64::from(len);
-            r.seek_relative(i64::from(len)).map_err(|e| bad(e.into(), path, off))
+            r.seek_relative(i64::from(len)).map_err(|e| bad(e.into(), path, off))?;
+            Ok(true)
         })?;
         if n == self.pending {
             return self.reset();
@@ -372,12 +382,12 @@ impl Spool {
     }
 
     /// Visits the headers of the `n` oldest pending records (`n <= pending`) in order; `visit`
-    /// gets the reader positioned on the payload and must consume it (read or skip). Returns the
-    /// position after the last one: (index in `segs`, offset).
+    /// gets the reader positioned on the payload and must consume it (read or skip), and answers
+    /// whether to go on. Returns the position after the last one visited: (index in `segs`, offset).
     fn walk(
         &self,
         n: usize,
-        mut visit: impl FnMut(&mut BufReader<File>, &Path, u64, u32, u32) -> Result<(), SpoolError>,
+        mut visit: impl FnMut(&mut BufReader<File>, &Path, u64, u32, u32) -> Result<bool, SpoolError>,
     ) -> Result<(usize, u64), SpoolError> {
         let (mut i, mut off) = (0, self.read_off);
         let mut reader: Option<(usize, PathBuf, BufReader<File>)> = None;
@@ -404,8 +414,11 @@ impl Spool {
                 Ok(None) => unreachable!("off < end: some bytes are left"),
                 Err(b) => return Err(bad(b, path, off)),
             };
-            visit(r, path, off, len, crc)?;
+            let more = visit(r, path, off, len, crc)?;
             off += HEADER + u64::from(len);
+            if !more {
+                break;
+            }
         }
         Ok((i, off))
     }

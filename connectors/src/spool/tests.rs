@@ -72,6 +72,22 @@ fn fifo_order_across_segments() {
 }
 
 #[test]
+fn peek_bytes_stops_after_the_record_that_fills_the_budget() {
+    let t = TempDir::new("peek-bytes");
+    let (mut s, _) = open(&t.cfg(100, 1 << 20, FsyncPolicy::Never));
+    let recs: Vec<_> = (0..20).map(|i| rec(i, 10)).collect();
+    for r in &recs {
+        s.append(r).unwrap();
+    }
+    assert_eq!(s.peek_bytes(1000, 25).unwrap(), recs[..3], "10 + 10 < 25, the third reaches it");
+    assert_eq!(s.peek_bytes(1000, 30).unwrap(), recs[..3]);
+    assert_eq!(s.peek_bytes(1000, 1).unwrap(), recs[..1], "at least one record");
+    assert_eq!(s.peek_bytes(4, usize::MAX).unwrap(), recs[..4], "the record limit holds too");
+    s.commit(3).unwrap();
+    assert_eq!(s.peek_bytes(1000, 15).unwrap(), recs[3..5], "after a commit, from the oldest pending");
+}
+
+#[test]
 fn commit_deletes_consumed_segments_and_survives_reopen() {
     let t = TempDir::new("commit");
     // 3 records of 21 bytes (9 + 12) per 64-byte segment.
