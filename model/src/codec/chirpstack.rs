@@ -71,7 +71,7 @@ mod tests {
         assert_eq!((r.sensor_id.as_str(), r.seq, r.kind()), ("nz-lamentin-2", 7, SensorKind::Noise));
         assert_eq!(r.commune, crate::Commune::LeLamentin);
         let Values::Noise(n) = &r.values else { panic!() };
-        assert_eq!((n.laeq, n.lamax, n.las), (63.2, 71.8, 60.4));
+        assert_eq!((n.laeq, n.lamax, n.las), (Some(63.2), Some(71.8), Some(60.4)));
     }
 
     #[test]
@@ -91,7 +91,6 @@ mod tests {
             (good.replace("\"time\"", "\"tim\""), "field", "`time`"),
             (good.replace("\"fCnt\":7", "\"fCnt\":-7"), "field", "`fCnt`"),
             (good.replace("\"las\":60.4", "\"las\":\"loud\""), "field", "`las`"),
-            (good.replace("\"las\"", "\"co2\""), "values", "`LAS`"),
             ("{".to_string(), "syntax", "ChirpStack"),
         ];
         for (text, reason, says) in cases {
@@ -99,5 +98,13 @@ mod tests {
             assert_eq!(e.reason(), reason, "{text}: {e}");
             assert!(e.to_string().contains(says), "{e} should say {says}");
         }
+        // Without `las` the event is a noise reading without LAS; as a weather sensor it has nothing.
+        let no_las = good.replace("\"las\"", "\"co2\"");
+        let r = &decode(no_las.as_bytes(), &Options::default(), Utc::now()).unwrap()[0];
+        assert_eq!(r.values.present(), ["LAeq", "LAmax"]);
+        let weather = Options { kind: Some(SensorKind::Weather), ..Options::default() };
+        let e = decode(no_las.as_bytes(), &weather, Utc::now()).unwrap_err();
+        assert_eq!(e.reason(), "values", "{e}");
+        assert!(e.to_string().contains("none of the kind's attributes"), "{e}");
     }
 }

@@ -12,3 +12,6 @@ pub mod ngsi_ld_read;
 pub mod senml;
 pub mod sensorthings;
 pub mod ttn;
+
+#[cfg(test)]
+mod partial_tests;

@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(r.commune, crate::Commune::FortDeFrance);
         assert_eq!(r.observed_at.to_rfc3339(), "2026-11-21T11:30:00.100+00:00");
         let Values::Weather(w) = &r.values else { panic!() };
-        assert_eq!((w.temperature, w.relative_humidity, w.wind_speed), (27.5, 0.78, 6.1));
+        assert_eq!((w.temperature, w.relative_humidity, w.wind_speed), (Some(27.5), Some(0.78), Some(6.1)));
     }
 
     fn uplink(payload: &str, extra: &str) -> String {
@@ -127,7 +127,7 @@ mod tests {
         let r = &decode(text.as_bytes(), &Options::default(), now()).unwrap()[0];
         assert_eq!((r.seq, r.kind(), r.commune), (0, SensorKind::Parking, crate::Commune::LeMarin));
         let Values::Parking(p) = &r.values else { panic!() };
-        assert_eq!((p.available_spot_number, p.total_spot_number, p.occupancy), (0, 1, 1.0));
+        assert_eq!((p.available_spot_number, p.total_spot_number, p.occupancy), (Some(0), Some(1), Some(1.0)));
     }
 
     #[test]
@@ -149,7 +149,6 @@ mod tests {
                 "decoded_payload",
             ),
             (&uplink(r#"{"co2":900}"#, ""), "kind", "co2"),
-            (&uplink(r#"{"temperature":20}"#, ""), "values", "`relativeHumidity`"),
             (
                 &uplink(r#"{"occupied":true}"#, "").replace("2026-11-21T11:30:00Z", "0001-01-01T00:00:00Z"),
                 "time",
@@ -162,6 +161,13 @@ mod tests {
             assert_eq!(e.reason(), reason, "{text}: {e}");
             assert!(e.to_string().contains(says), "{e} should say {says}");
         }
+        // A temperature alone is a partial weather reading; read as noise, it is nothing.
+        let alone = uplink(r#"{"temperature":20}"#, "");
+        assert_eq!(decode(alone.as_bytes(), &opts, now()).unwrap()[0].values.present(), ["temperature"]);
+        let noise = Options { kind: Some(SensorKind::Noise), ..opts.clone() };
+        let e = decode(alone.as_bytes(), &noise, now()).unwrap_err();
+        assert_eq!(e.reason(), "values", "{e}");
+        assert!(e.to_string().contains("`LAeq`, `LAmax`, `LAS`"), "{e}");
         let e = decode(uplink(r#"{"occupied":true}"#, "").as_bytes(), &Options::default(), now()).unwrap_err();
         assert_eq!(e.reason(), "location", "{e}");
         let refuse = Options { unknown: device::Unknown::Refuse, ..opts };
