@@ -447,6 +447,32 @@ mod tests {
     }
 
     #[test]
+    fn the_kind_is_the_most_attributes_then_the_larger_share() {
+        let obs = |names: &[&str]| {
+            let mut obs = Observation::default();
+            for n in names {
+                let v = match *n {
+                    "congested" => Value::Bool(true),
+                    "status" => Value::from("ok"),
+                    _ => Value::from(0.5),
+                };
+                obs.add(n, &v, None, None).unwrap();
+            }
+            obs
+        };
+        let kind = |names: &[&str]| choose_kind("s", &obs(names));
+        assert_eq!(kind(&["temperature", "humidity", "pressure", "pm10", "pm25"]), Ok(SensorKind::Weather));
+        assert_eq!(kind(&["soundAvg", "soundPeak", "temperature", "humidity"]), Ok(SensorKind::Noise));
+        assert_eq!(kind(&["occupancy"]), Ok(SensorKind::Parking), "1 of 3 beats 1 of 4");
+        let e = kind(&["congested", "status"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot tell the kind of sensor `s`: it fits traffic and light equally (1 attributes of 4 each); set \
+             `kind` for this source"
+        );
+    }
+
+    #[test]
     fn sensor_ids_are_made_valid() {
         assert_eq!(sensor_id("urn:dev:ow:10e2073a01080063:"), "urn-dev-ow-10e2073a01080063");
         assert_eq!(sensor_id("Device name"), "Device-name");
