@@ -14,7 +14,9 @@
 //!   UN/CEFACT has a code for its unit, `unitCode`.
 //! - The attributes each Smart Data Model requires are always there (`dateObserved`, or
 //!   `dateObservedFrom`/`dateObservedTo` for noise, and `location`), so every entity validates
-//!   against the official schema once projected to keyValues (tested against shared/sdm).
+//!   against the official schema once projected to keyValues (tested against shared/sdm); the one
+//!   exception is a partial reading's streetlight without `status`.
+//! - An attribute a partial reading does not carry is not sent: the broker keeps its last value.
 //! - JSON `null` is never written: brokers read it as "delete this attribute". A value that cannot
 //!   be written (a NaN, which `Reading::validate` refuses anyway) leaves its attribute out.
 //! - Short names expand through config/ngsi-ld-context.jsonld ([`CONTEXT_DOCUMENT`]), never
@@ -73,8 +75,9 @@ pub fn entity_id(reading: &Reading) -> String {
 
 /// Every attribute short name the codec can emit for `kind` (for the context test and the
 /// contract server): the top-level members of its entities besides `id`, `type` and `@context`,
-/// in the order the codec writes them. Each entity has all of them, except a number that cannot be
-/// written (NaN, or a `totalSpotNumber` of 0, which the schema forbids).
+/// in the order the codec writes them. Each entity has all of them, except an attribute a partial
+/// reading does not carry and a number that cannot be written (NaN, or a `totalSpotNumber` of 0,
+/// which the schema forbids).
 pub fn attribute_names(kind: SensorKind) -> &'static [&'static str] {
     match kind {
         SensorKind::Traffic => {
