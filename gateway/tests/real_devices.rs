@@ -283,3 +283,25 @@ fn the_kind_is_the_one_with_the_most_attributes_present() {
     let r = &Format::Ttn.decode(&payload, "", &config.options(), None).unwrap()[0];
     assert_eq!((r.kind(), r.values.present()), (SensorKind::Noise, vec!["LAeq", "LAmax"]));
 }
+
+/// None of the six raw uplinks of the corpus is Cayenne LPP: read as LPP, each is refused at the
+/// byte that breaks the encoding (Milesight's channel/type records use their own type codes).
+#[test]
+fn the_raw_payloads_are_not_cayenne_lpp() {
+    let want = [
+        ("ttn-up-docs-mqtt-example.json", "byte 5: 0x72 is not a Cayenne LPP type"),
+        ("ttn-up-milesight-am307-raw.json", "byte 1: 0x75 is not a Cayenne LPP type"),
+        ("ttn-up-nwave-nps-parking-packetbroker.json", "byte 0: a record needs a channel and a type, 1 byte is left"),
+        ("chirpstack-up-docs-example.json", "byte 0: a record needs a channel and a type, 1 byte is left"),
+        ("chirpstack-up-milesight-am319-raw.json", "byte 1: 0x75 is not a Cayenne LPP type"),
+        ("chirpstack-up-nwave-nps-heartbeat-raw.json", "byte 1: 0xd3 is not a Cayenne LPP type"),
+    ];
+    for (file, says) in want {
+        let format = file.split('-').next().unwrap();
+        let mut config = formats().remove(format).unwrap();
+        config.raw_payload = smartcity_model::codec::device::RawPayload::CayenneLpp;
+        let payload = std::fs::read(corpus().join(file)).unwrap();
+        let e = config.format.decode(&payload, "", &config.options(), None).unwrap_err();
+        assert_eq!(format!("{}: {e}", e.reason()), format!("syntax: not a Cayenne LPP payload: {says}"), "{file}");
+    }
+}

@@ -10,12 +10,14 @@
 //! - sensor id: `deviceInfo.deviceName` made a valid id, else `deviceInfo.devEui`; seq: `fCnt`
 //!   (the Protobuf JSON mapping leaves out zero values: missing is 0); time: `time`.
 //! - values: the keys of `object` (the device profile's codec output), as for TTN. An event
-//!   without `object` (no codec) is refused.
+//!   without `object` (no codec) is refused, or with `raw_payload = "cayenne-lpp"` its `data` is
+//!   read as Cayenne LPP ([`lpp`]), whose GPS record wins over the gateways' positions.
 //! - position: the first `rxInfo[].location` with a latitude and longitude (a gateway's
 //!   position: approximate; ChirpStack sends `{}` when it has none), else the configured
 //!   `lat`/`lon`.
 
-use super::device::{self, DeviceError, Observation, Options, Origin};
+use super::device::{self, DeviceError, Observation, Options, Origin, RawPayload};
+use super::lpp;
 use super::ttn::lat_lon;
 use crate::reading::Reading;
 use chrono::{DateTime, Utc};
@@ -40,17 +42,23 @@ pub fn decode(bytes: &[u8], options: &Options, _now: DateTime<Utc>) -> Result<Ve
     };
     let observed_at =
         device::parse_time("time", doc.get("time").and_then(Value::as_str).ok_or_else(|| field("time"))?)?;
-    let object = doc.get("object").and_then(Value::as_object).ok_or_else(|| field("object"))?;
     let mut obs = Observation::default();
-    device::add_object(&mut obs, object)?;
-    let position = doc
+    let mut own_position = None;
+    match (doc.get("object").and_then(Value::as_object), options.raw_payload) {
+        (Some(object), _) => device::add_object(&mut obs, object)?,
+        (None, RawPayload::CayenneLpp) => {
+            own_position = lpp::decode(&device::base64_field(&doc, "data", "data")?, &mut obs)?
+        }
+        (None, RawPayload::Refuse) => return Err(field("object")),
+    }
+    let gateway = doc
         .get("rxInfo")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|r| r.get("location"))
         .find_map(lat_lon);
-    let origin = Origin { sensor_id, observed_at, seq, position };
+    let origin = Origin { sensor_id, observed_at, seq, position: own_position.or(gateway) };
     Ok(vec![device::build(origin, obs, options)?])
 }
 
@@ -81,6 +89,17 @@ mod tests {
         let opts = Options { lat: Some(14.74), lon: Some(-61.17), ..Options::default() };
         let r = &decode(text.as_bytes(), &opts, Utc::now()).unwrap()[0];
         assert_eq!((r.seq, r.commune), (0, crate::Commune::SaintPierre));
+    }
+
+    #[test]
+    fn raw_cayenne_lpp_is_read_when_the_source_says_so() {
+        let raw = doc_example().replace(r#""object":{"laeq":63.2,"lamax":71.8,"las":60.4}"#, r#""data":"A2cBEA==""#);
+        assert_ne!(raw, doc_example());
+        let lpp = Options { raw_payload: device::RawPayload::CayenneLpp, ..Options::default() };
+        let r = &decode(raw.as_bytes(), &lpp, Utc::now()).unwrap()[0];
+        assert_eq!((r.kind(), r.values.present()), (SensorKind::Weather, vec!["temperature"]));
+        assert_eq!(r.commune, crate::Commune::LeLamentin, "no GPS record: the gateway's position");
+        assert_eq!(decode(raw.as_bytes(), &Options::default(), Utc::now()).unwrap_err().reason(), "field");
     }
 
     #[test]

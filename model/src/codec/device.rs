@@ -40,6 +40,9 @@ pub struct Options {
     /// What to do with a measurement the kind has no attribute for.
     #[serde(default)]
     pub unknown: Unknown,
+    /// How to read the raw bytes of an uplink that has no decoded payload (TTN, ChirpStack).
+    #[serde(default)]
+    pub raw_payload: RawPayload,
     /// Per device, by sensor id: its kind and a fixed position, which win over the payload's
     /// (an operator who enters where a sensor is mounted knows better than a gateway's position).
     #[serde(default)]
@@ -67,6 +70,19 @@ pub enum Unknown {
     Ignore,
     /// The whole payload is refused, naming the measurement.
     Refuse,
+}
+
+/// How to read an uplink's raw bytes (TTN `frm_payload`, ChirpStack `data`) when the network
+/// server gives no decoded payload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawPayload {
+    /// Not at all: the uplink is refused (reason `field`), as most devices' bytes are their
+    /// vendor's own encoding.
+    #[default]
+    Refuse,
+    /// Cayenne LPP ([`super::lpp`]), a documented encoding generic devices use.
+    CayenneLpp,
 }
 
 impl Options {
@@ -388,6 +404,14 @@ pub fn add_object(obs: &mut Observation, object: &Map<String, Value>) -> Result<
         }
     }
     Ok(())
+}
+
+/// The bytes of the base64 string `key` of `object` (a raw LoRaWAN payload), named `path` when it
+/// is missing or not base64.
+pub fn base64_field(object: &Value, key: &str, path: &str) -> Result<Vec<u8>, DeviceError> {
+    use base64::Engine;
+    let text = object.get(key).and_then(Value::as_str).ok_or_else(|| DeviceError::Field(path.to_string()))?;
+    base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| DeviceError::Field(path.to_string()))
 }
 
 /// An RFC 3339 time, refused before 2000 (a zero time such as TTN's `0001-01-01T00:00:00Z` for

@@ -6,6 +6,7 @@ pub mod chirpstack;
 pub mod device;
 pub mod json;
 pub mod line_protocol;
+pub mod lpp;
 pub mod mapping;
 pub mod ngsi_ld;
 pub mod ngsi_ld_read;
