@@ -244,7 +244,7 @@ fn every_published_payload_becomes_what_the_table_says() {
             (got, want) => panic!("{file}: got {got:?}, expected {want:?}"),
         }
     }
-    // Before partial readings: 0 of 26 (values 11, kind 6, field 6, location 3).
+    // Before partial readings, 3 with this configuration (values 11, kind 6, field 6).
     assert_eq!((readings, files.len()), (15, 26), "files that become readings");
     assert_eq!(reasons, BTreeMap::from([("field", 6), ("kind", 5)]));
 }
