@@ -142,6 +142,17 @@ mod tests {
         assert_eq!(obs.attributes["atmosphericPressure"], Measure::Number(1013.2));
     }
 
+    proptest::proptest! {
+        /// Whatever the bytes, a reading's measurements or a `syntax` refusal, never a panic.
+        #[test]
+        fn no_bytes_panic_the_decoder(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let mut obs = Observation::default();
+            if let Err(e) = decode(&bytes, &mut obs) {
+                proptest::prop_assert_eq!(e.reason(), "syntax");
+            }
+        }
+    }
+
     #[test]
     fn bytes_that_are_not_lpp_are_refused_naming_the_byte() {
         let cases = [
