@@ -137,7 +137,7 @@ pub fn decode(bytes: &[u8]) -> Result<Reading, DecodeError> {
         SensorKind::Weather => Values::Weather(serde_json::from_str(raw).map_err(values_err)?),
         SensorKind::Light => Values::Light(serde_json::from_str(raw).map_err(values_err)?),
     };
-    if values.present().is_empty() {
+    if values.is_empty() {
         let none = format!("none of the kind's attributes is there ({})", wire.kind.attributes().join(", "));
         return Err(values_err(<serde_json::Error as serde::de::Error>::custom(none)));
     }
