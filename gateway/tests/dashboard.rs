@@ -223,13 +223,13 @@ async fn partial_readings_show_only_what_they_carry() {
     tokio::spawn(async move { while event_loop.poll().await.is_ok() {} });
     let now = smartcity_model::codec::json::format_time(chrono::Utc::now());
     let partials = [
-        ("weather", "wx-humidity-only", r#"{"relativeHumidity":0.81}"#),
-        ("light", "lt-power-only", r#"{"powerState":"on"}"#),
+        ("weather", "wx-humidity-only", serde_json::json!({"relativeHumidity": 0.81})),
+        ("light", "lt-power-only", serde_json::json!({"powerState": "on"})),
     ];
     for (kind, id, values) in partials {
-        let payload = format!(
-            r#"{{"v":1,"id":"{id}","type":"{kind}","commune":"Le Lamentin","lat":14.613,"lon":-60.999,"observedAt":"{now}","seq":1,"values":{values}}}"#
-        );
+        let reading = serde_json::json!({"v": 1, "id": id, "type": kind, "commune": "Le Lamentin", "lat": 14.613,
+            "lon": -60.999, "observedAt": now, "seq": 1, "values": values});
+        let payload = serde_json::to_vec(&reading).unwrap();
         client.publish(format!("city/sensors/{kind}/{id}"), QoS::AtLeastOnce, false, payload).await.unwrap();
     }
     wait_for_sensors(&demo.http, 12).await;
