@@ -11,12 +11,14 @@
     WORST = "#7f1d1d", OFF = "#64748b", COOL = "#38bdf8";
   // The fill of a marker: per kind, the first rule whose test holds gives the colour. The legend is
   // generated from the same table, so the two cannot disagree. Thresholds: docs/wire-format.md fields.
+  // A device may measure only part of its kind (a partial reading): every rule tests an attribute
+  // that is there, so a reading without the ones its state needs is "not measured", never a guess.
   const STATES = {
     "traffic": [
       [BAD, "congested", (v) => v.congested === true],
       [POOR, "occupancy ≥ 50 %", (v) => v.occupancy >= 0.5],
       [FAIR, "occupancy ≥ 25 %", (v) => v.occupancy >= 0.25],
-      [GOOD, "fluid", () => true],
+      [GOOD, "fluid", (v) => v.congested === false || Number.isFinite(v.occupancy)],
     ],
     "air-quality": [
       [GOOD, "good", (v) => v.airQualityLevel === "good"],
@@ -24,37 +26,39 @@
       [POOR, "unhealthy for sensitive groups", (v) => v.airQualityLevel === "unhealthyForSensitiveGroups"],
       [BAD, "unhealthy", (v) => v.airQualityLevel === "unhealthy"],
       [VERY_BAD, "very unhealthy", (v) => v.airQualityLevel === "veryUnhealthy"],
-      [WORST, "hazardous", () => true],
+      [WORST, "hazardous", (v) => v.airQualityLevel === "hazardous"],
     ],
     "parking": [
       [BAD, "full or ≥ 95 %", (v) => v.availableSpotNumber === 0 || occupied(v) >= 0.95],
       [POOR, "≥ 80 % taken", (v) => occupied(v) >= 0.8],
-      [GOOD, "spaces free", () => true],
+      [GOOD, "spaces free", (v) => Number.isFinite(occupied(v))],
     ],
     "noise": [
       [BAD, "LAeq > 75 dB(A)", (v) => v.LAeq > 75],
       [POOR, "LAeq > 65 dB(A)", (v) => v.LAeq > 65],
-      [GOOD, "≤ 65 dB(A)", () => true],
+      [GOOD, "≤ 65 dB(A)", (v) => Number.isFinite(v.LAeq)],
     ],
     "weather": [
       [BAD, "> 31 °C", (v) => v.temperature > 31],
       [POOR, "> 28 °C", (v) => v.temperature > 28],
       [GOOD, "> 24 °C", (v) => v.temperature > 24],
-      [COOL, "≤ 24 °C", () => true],
+      [COOL, "≤ 24 °C", (v) => Number.isFinite(v.temperature)],
     ],
     "light": [
-      [BAD, "fault", (v) => v.status !== "ok"],
+      [BAD, "fault", (v) => v.status !== undefined && v.status !== "ok"],
       [OFF, "off", (v) => v.powerState === "off"],
-      [GOOD, "on / low / booting", () => true],
+      [GOOD, "on / low / booting", (v) => v.powerState !== undefined],
     ],
   };
-  // Parking occupancy from the spot counts (available/total), the fields a car park really reports.
+  // Parking occupancy from the spot counts (available/total), the fields a car park really reports;
+  // undefined when neither the counts nor the occupancy were measured.
   function occupied(v) {
-    return v.totalSpotNumber > 0 ? 1 - v.availableSpotNumber / v.totalSpotNumber : v.occupancy;
+    const counted = v.totalSpotNumber > 0 && Number.isFinite(v.availableSpotNumber);
+    return counted ? 1 - v.availableSpotNumber / v.totalSpotNumber : v.occupancy;
   }
   function stateOf(r) {
     const rule = (STATES[r.type] || []).find(([, , test]) => test(r.values));
-    return rule ? { color: rule[0], label: rule[1] } : { color: "#999", label: "unknown" };
+    return rule ? { color: rule[0], label: rule[1] } : { color: "#999", label: "state not measured" };
   }
 
   const UNITS = {
@@ -256,7 +260,9 @@
     // The title and keys show the sensor now; the chart shows the range.
     const latest = lastReadings.find((x) => x.id === id) || readings[readings.length - 1];
     if (!latest) return;
-    const series = (CHART[latest.type] || []).map((key, i) => ({
+    // Only the values this sensor measures (a partial reading has no line for the others).
+    const measured = (key) => latest.values[key] !== undefined || readings.some((x) => x.values[key] !== undefined);
+    const series = (CHART[latest.type] || []).filter(measured).map((key, i) => ({
       key, label: key, color: LINE_COLORS[i % LINE_COLORS.length],
       unit: RATIOS.has(key) ? "%" : UNITS[key] || "",
       scale: RATIOS.has(key) ? (v) => Number(v) * 100 : Number,
@@ -264,7 +270,7 @@
     if (readings.length > 0) window.HistoryChart.draw($("detail-chart"), readings, series);
     else $("detail-chart").replaceChildren();
     $("detail-title").textContent = `${id} · ${latest.commune} · ${stateOf(latest).label}`;
-    $("detail-keys").innerHTML = series.map((s) =>
+    $("detail-keys").innerHTML = series.filter((s) => latest.values[s.key] !== undefined).map((s) =>
       `<span><i style="background:${s.color}"></i>${escapeHtml(fmt(s.key, latest.values[s.key]))}</span>`).join("");
     const note = $("detail-range");
     note.textContent = h.error ? `history unavailable: ${h.error}` : describe(h, r, readings.length);

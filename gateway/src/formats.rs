@@ -9,6 +9,7 @@
 //! [formats.ttn]
 //! format = "ttn"          # json (default), senml, ttn, chirpstack
 //! unknown = "ignore"      # or "refuse": a measurement the kind has no attribute for
+//! # raw_payload = "cayenne-lpp"   # an uplink without decoded payload: its bytes as Cayenne LPP
 //! # kind = "weather"      # else chosen from the measurements present
 //! # lat = 14.61           # position of devices whose payload has none
 //! # lon = -61.05
@@ -27,7 +28,7 @@
 //! ```
 
 use serde::Deserialize;
-use smartcity_model::codec::device::{DeviceError, Options, Placement, Unknown};
+use smartcity_model::codec::device::{DeviceError, Options, Placement, RawPayload, Unknown};
 use smartcity_model::codec::mapping::{self, Mapping};
 use smartcity_model::codec::{chirpstack, senml, ttn};
 use smartcity_model::{Reading, SensorKind};
@@ -118,6 +119,10 @@ pub struct FormatConfig {
     /// `ignore` (default) or `refuse` a measurement the kind has no attribute for.
     #[serde(default)]
     pub unknown: Unknown,
+    /// `refuse` (default) an uplink without decoded payload, or read its raw bytes as
+    /// `cayenne-lpp` (TTN and ChirpStack).
+    #[serde(default)]
+    pub raw_payload: RawPayload,
     /// Per device (by its sensor id): kind and fixed position, over the payload's.
     #[serde(default)]
     pub devices: BTreeMap<String, Placement>,
@@ -128,7 +133,14 @@ pub struct FormatConfig {
 
 impl FormatConfig {
     pub fn options(&self) -> Options {
-        Options { kind: self.kind, lat: self.lat, lon: self.lon, unknown: self.unknown, devices: self.devices.clone() }
+        Options {
+            kind: self.kind,
+            lat: self.lat,
+            lon: self.lon,
+            unknown: self.unknown,
+            raw_payload: self.raw_payload,
+            devices: self.devices.clone(),
+        }
     }
 
     /// Problems a user can fix, as (field, message).
@@ -136,6 +148,9 @@ impl FormatConfig {
         let mut p = self.options().problems();
         if self.format == Format::Json && *self != (FormatConfig { format: Format::Json, ..Default::default() }) {
             p.push(("format", "`json` (the wire format) takes no other setting".into()));
+        }
+        if self.raw_payload != RawPayload::Refuse && !matches!(self.format, Format::Ttn | Format::Chirpstack) {
+            p.push(("raw_payload", "only `ttn` and `chirpstack` uplinks carry raw bytes to decode".into()));
         }
         match (&self.mapping, self.format) {
             (None, Format::Mapping) => p.push(("mapping", "`format = \"mapping\"` needs a [mapping] table".into())),
@@ -172,6 +187,14 @@ mod tests {
         assert_eq!((r[0].sensor_id.as_str(), r[0].kind()), ("nz-3", SensorKind::Noise));
         assert!(!rules["acme"].counts_frames(), "no seq path: the seq is a time");
         assert!(rules["ttn"].counts_frames());
+    }
+
+    #[test]
+    fn raw_payload_goes_with_ttn_and_chirpstack_only() {
+        let c = FormatConfig { format: Format::Senml, raw_payload: RawPayload::CayenneLpp, ..FormatConfig::default() };
+        assert_eq!(c.problems().first().map(|p| p.0), Some("raw_payload"));
+        let c = FormatConfig { format: Format::Ttn, raw_payload: RawPayload::CayenneLpp, ..FormatConfig::default() };
+        assert!(c.problems().is_empty());
     }
 
     #[test]

@@ -209,3 +209,43 @@ async fn malformed_messages_are_set_aside_and_counted_and_the_rest_flows() {
     }
     demo.stop.cancel();
 }
+
+/// Partial readings (a device that measures part of its kind) on the map: the marker's state comes
+/// from the attributes present or says "state not measured", the detail draws a line for each value
+/// the sensor has, and nothing reads "undefined" or "NaN".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_readings_show_only_what_they_carry() {
+    let demo = start_demo("demo").await;
+    wait_for_sensors(&demo.http, 10).await;
+    let mut opts = MqttOptions::new("partial-publisher", "127.0.0.1", demo.mqtt_port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut event_loop) = AsyncClient::new(opts, 10);
+    tokio::spawn(async move { while event_loop.poll().await.is_ok() {} });
+    let now = smartcity_model::codec::json::format_time(chrono::Utc::now());
+    let partials = [
+        ("weather", "wx-humidity-only", serde_json::json!({"relativeHumidity": 0.81})),
+        ("light", "lt-power-only", serde_json::json!({"powerState": "on"})),
+    ];
+    for (kind, id, values) in partials {
+        let reading = serde_json::json!({"v": 1, "id": id, "type": kind, "commune": "Le Lamentin", "lat": 14.613,
+            "lon": -60.999, "observedAt": now, "seq": 1, "values": values});
+        let payload = serde_json::to_vec(&reading).unwrap();
+        client.publish(format!("city/sensors/{kind}/{id}"), QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+    wait_for_sensors(&demo.http, 12).await;
+
+    let dom = rendered_dom(format!("{}/?actions=click:wx-humidity-only", demo.http)).await;
+    let state = |id: &str| {
+        let marker = &dom[dom.find(&format!("data-sensor-id=\"{id}\"")).unwrap_or_else(|| panic!("{id}"))..];
+        attribute(&format!("<circle {marker}"), "data-state")
+    };
+    assert_eq!(state("wx-humidity-only").as_deref(), Some("state not measured"), "no temperature, no guess");
+    assert_eq!(state("lt-power-only").as_deref(), Some("on / low / booting"), "no status is no fault");
+    assert!(dom.contains("class=\"history\" data-key=\"relativeHumidity\""), "a line for the humidity");
+    assert!(!dom.contains("data-key=\"temperature\""), "no line for a temperature it does not measure");
+    assert!(dom.contains("relativeHumidity 81 %</span>"), "the detail's key shows the humidity");
+    for bad in ["undefined", "NaN"] {
+        assert!(!dom.contains(bad), "`{bad}` in the page");
+    }
+    demo.stop.cancel();
+}

@@ -2,8 +2,10 @@
 //! a SenML pack published on Mosquitto under the prefixes a network server uses, and a TTN uplink
 //! produced to Kafka, each source with its `[formats.<source>]`. Read back from InfluxDB with
 //! Flux: each arrives as a reading of the right kind, with its tags (sensor id, commune), fields
-//! (converted into the model's units) and observation time. Payloads that do not fit (no decoded
-//! payload, a join event, an unknown unit) become dead letters with their reason.
+//! (converted into the model's units) and observation time; a real device's published uplink
+//! (shared/devices, a temperature and humidity probe) arrives as a partial reading, with those two
+//! fields only. Payloads that do not fit (no decoded payload, a join event, an unknown unit) become
+//! dead letters with their reason.
 
 mod common;
 
@@ -40,7 +42,8 @@ async fn ttn_chirpstack_and_senml_payloads_reach_influxdb_and_misfits_are_dead_l
     // SenML carries no position here: the source's fixed one (Sainte-Anne) applies. The ChirpStack
     // device's configured position wins over its gateway's (Le Lamentin → La Trinité).
     extra += &format!(
-        "\n[formats.ttn]\nformat = \"ttn\"\n\n[formats.chirpstack]\nformat = \"chirpstack\"\n\
+        "\n[formats.ttn]\nformat = \"ttn\"\n[formats.ttn.devices.{r}-lht65]\nlat = 14.436\nlon = -60.882\n\n\
+         [formats.chirpstack]\nformat = \"chirpstack\"\n\
          [formats.chirpstack.devices.{r}-nz]\nlat = 14.738\nlon = -60.963\n\n\
          [formats.senml]\nformat = \"senml\"\nlat = 14.436\nlon = -60.882\n\n[formats.kafka]\nformat = \"ttn\"\n\n\
          [formats.acme]\nformat = \"mapping\"\n[formats.acme.mapping]\nsensor_id_topic_segment = 3\ntime = \"ts\"\n\
@@ -103,6 +106,16 @@ async fn ttn_chirpstack_and_senml_payloads_reach_influxdb_and_misfits_are_dead_l
     publish(format!("{ttn}/{r}-wx/up"), bytes(&uplink)).await;
     publish(format!("{cs}/device/0102030405060708/event/up"), bytes(&event)).await;
     publish(format!("{senml}/{r}-pk"), bytes(&pack)).await;
+    // A published uplink of a real device (shared/devices, located in Athens by its source: the
+    // device's configured position wins): a temperature and humidity probe, a partial weather reading.
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/devices/ttn-up-dragino-lht65.json");
+    let mut lht65: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&corpus).expect("the device corpus")).unwrap();
+    lht65["end_device_ids"]["device_id"] = json!(format!("{r}-lht65"));
+    // Its own time is 2020; the bucket's queries and retention are about 2026.
+    lht65["uplink_message"]["received_at"] = json!("2026-06-01T10:00:04Z");
+    publish(format!("{ttn}/{r}-lht65/up"), bytes(&lht65)).await;
     // Any other JSON, through the mapping: a traffic counter named by its topic segment.
     let counter = json!({"type": "traffic", "ts": 1_780_308_003_000u64, "n": 77, "pos": [14.575, -60.975],
         "flow": 0.5, "occ": 41, "v": 10, "jam": false});
@@ -133,6 +146,14 @@ async fn ttn_chirpstack_and_senml_payloads_reach_influxdb_and_misfits_are_dead_l
     assert_field(&wx[0], "atmosphericPressure", 1013.0);
     assert_field(&wx[0], "precipitation", 0.4);
     assert!(!wx[0].contains_key("battery"), "unknown measurements are ignored: {:?}", wx[0]);
+
+    let lht = points(&run, &format!("{r}-lht65"), 1).await;
+    assert_point(&lht[0], "weather", "Sainte-Anne", "2026-06-01T10:00:04Z", "1");
+    assert_field(&lht[0], "temperature", 28.29);
+    assert_field(&lht[0], "relativeHumidity", 0.886);
+    for absent in ["atmosphericPressure", "windSpeed", "windDirection", "precipitation"] {
+        assert!(!lht[0].contains_key(absent), "a partial reading has no `{absent}` field: {:?}", lht[0]);
+    }
 
     let nz = points(&run, &format!("{r}-nz"), 1).await;
     assert_point(&nz[0], "noise", "La Trinité", "2026-06-01T10:00:01.5Z", "0");

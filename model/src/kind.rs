@@ -59,6 +59,26 @@ impl SensorKind {
         }
     }
 
+    /// The attributes of a reading of this kind, by their wire (Smart Data Models) names, in the
+    /// order every codec writes them. A reading carries at least one of them.
+    pub fn attributes(self) -> &'static [&'static str] {
+        match self {
+            SensorKind::Traffic => &["intensity", "occupancy", "averageVehicleSpeed", "congested"],
+            SensorKind::AirQuality => &["pm10", "pm25", "no2", "o3", "co", "so2", "airQualityIndex", "airQualityLevel"],
+            SensorKind::Parking => &["availableSpotNumber", "totalSpotNumber", "occupancy"],
+            SensorKind::Noise => &["LAeq", "LAmax", "LAS"],
+            SensorKind::Weather => &[
+                "temperature",
+                "relativeHumidity",
+                "atmosphericPressure",
+                "windSpeed",
+                "windDirection",
+                "precipitation",
+            ],
+            SensorKind::Light => &["status", "powerState", "illuminanceLevel", "powerConsumption"],
+        }
+    }
+
     /// Two-letter code used in generated sensor ids.
     pub fn short_code(self) -> &'static str {
         match self {

@@ -53,7 +53,7 @@ async fn a_bad_line_is_refused_alone_and_the_rest_is_written_once() {
     let mut batch = readings();
     let bad = batch.iter().position(|r| matches!(r.values, Values::Weather(_))).expect("a weather sensor");
     if let Values::Weather(w) = &mut batch[bad].values {
-        w.temperature = f64::NAN; // never made by the simulator: InfluxDB refuses the line
+        w.temperature = Some(f64::NAN); // never made by the simulator: InfluxDB refuses the line
     }
     let outcome = sink.send(&batch).await;
     assert_eq!(outcome.rejected, vec![bad], "only the NaN line is refused: {outcome:?}");

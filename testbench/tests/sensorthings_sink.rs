@@ -5,6 +5,7 @@
 //!   ObservedProperty per quantity, and every Observation exactly once, with its value;
 //! - FROST unreachable for 30 s mid-run (a TCP gate): nothing lost, nothing twice;
 //! - a `CreateObservations` cut after FROST took it but before it answered: not stored twice.
+//! - partial readings (one or two attributes each): the Observations of those only.
 //!
 //! Everything is read back the way any STA client would: `$filter`, `$expand`, `$count=true`.
 
@@ -124,12 +125,14 @@ async fn observations(prefix: &str) -> BTreeMap<(String, i64), Vec<Value>> {
     }
 }
 
-/// What FROST must hold for `readings`: one Observation per quantity.
+/// What FROST must hold for `readings`: one Observation per quantity measured.
 fn expected(prefix: &str, readings: &[Reading]) -> BTreeMap<(String, i64), Value> {
     let mut all = BTreeMap::new();
     for r in readings {
         let thing = sta::thing_name(prefix, &r.sensor_id);
         for (q, result) in sta::quantities(r.kind()).iter().zip(sta::results(&r.values)) {
+            // No Observation of an attribute the sensor did not measure.
+            let Some(result) = result else { continue };
             all.insert((sta::datastream_name(&thing, q), r.observed_at.timestamp_millis()), result);
         }
     }
@@ -330,4 +333,33 @@ async fn a_write_cut_after_the_server_took_it_is_not_stored_twice() {
         }
     }
     assert!(hit, "no cut landed while FROST held a request: the scenario was not played");
+}
+
+/// Partial readings (a device that measures part of its kind): each is acknowledged once its
+/// Observations of the attributes it carries are stored, and FROST holds those and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_readings_store_the_observations_of_their_attributes_only() {
+    let prefix = format!("{}-", unique("sta-partial"));
+    let cfg = config(&root(), &prefix);
+    // Every reading of three ticks keeps its first attribute only (the second tick its last too).
+    let ticks: Vec<Vec<Reading>> = window("2026-01-11T08:00:00Z", 3)
+        .into_iter()
+        .enumerate()
+        .map(|(i, tick)| tick.iter().map(|r| keep_some(r, i == 1)).collect())
+        .collect();
+    let n = ticks.iter().map(Vec::len).sum::<usize>() as u64;
+    assert_eq!(run(&cfg, &ticks, Duration::ZERO).await, (n, 0, 0), "every reading acknowledged at once");
+    let all: Vec<Reading> = ticks.into_iter().flatten().collect();
+    let observations = all.iter().map(|r| r.values.present().len()).sum::<usize>();
+    assert_eq!(observations, 10 + 20 + 10, "one attribute a reading, two in the second tick");
+    assert_exactly(&prefix, &all).await;
+}
+
+/// `r` with its first attribute only, and its last too when `last`.
+fn keep_some(r: &Reading, last: bool) -> Reading {
+    let mut doc: Value = serde_json::from_slice(&smartcity_model::codec::json::encode(r)).unwrap();
+    let present = r.values.present();
+    let keep = [present[0], if last { present[present.len() - 1] } else { present[0] }];
+    doc["values"].as_object_mut().unwrap().retain(|k, _| keep.contains(&k.as_str()));
+    smartcity_model::codec::json::decode(&serde_json::to_vec(&doc).unwrap()).expect("a partial reading")
 }

@@ -427,10 +427,10 @@ mod tests {
             observed_at: Utc.with_ymd_and_hms(2026, 11, 20, 11, 30, 0).unwrap(),
             seq,
             values: Values::Traffic(Traffic {
-                intensity: 1520,
-                occupancy: 0.41,
-                average_vehicle_speed: 38.2,
-                congested: false,
+                intensity: Some(1520),
+                occupancy: Some(0.41),
+                average_vehicle_speed: Some(38.2),
+                congested: Some(false),
             }),
         }
     }

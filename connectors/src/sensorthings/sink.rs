@@ -486,7 +486,7 @@ impl SensorThingsSink {
         // than each meeting the same timeout in turn.
         let mut down: Option<Failure> = None;
         for (reading, verdict) in batch.iter().zip(verdicts.iter_mut()) {
-            if sta::results(&reading.values).iter().any(Value::is_null) {
+            if sta::results(&reading.values).iter().flatten().any(Value::is_null) {
                 let message = format!("reading {} #{}: a value is not a finite number", reading.sensor_id, reading.seq);
                 *verdict = Some((false, Failure::new(Reason::Rejected, message)));
             } else if self.datastreams.contains_key(&reading.sensor_id) {
@@ -532,6 +532,8 @@ impl Sink for SensorThingsSink {
             let Some(ids) = self.datastreams.get(&reading.sensor_id) else { continue };
             let done = self.stored.get(&key(reading));
             for (q, (datastream, result)) in ids.iter().zip(sta::results(&reading.values)).enumerate() {
+                // An attribute the sensor did not measure has no Observation.
+                let Some(result) = result else { continue };
                 if !done.and_then(|d| d.get(q)).copied().unwrap_or(false) {
                     let (datastream, time) = (datastream.clone(), reading.observed_at);
                     pending.push(Pending { reading: i, quantity: q, datastream, time, result });

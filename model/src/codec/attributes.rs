@@ -161,7 +161,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
         &[A],
         Quantity::Concentration { molar_mass: None },
         Some(Unit::MicrogramPerM3),
-        &["pm25", "pm2p5", "pm25massconcentration"],
+        &["pm25", "pm2p5", "pm2p5massconcentration"],
     ),
     attr("no2", &[A], Quantity::Concentration { molar_mass: Some(46.0055) }, Some(Unit::MicrogramPerM3), &["no2"]),
     attr("o3", &[A], Quantity::Concentration { molar_mass: Some(47.9982) }, Some(Unit::MicrogramPerM3), &["o3"]),
@@ -225,9 +225,26 @@ const fn attr(
 
 /// The attribute a device's measurement name stands for, if any.
 pub fn attribute(name: &str) -> Option<&'static Attribute> {
-    let key: String =
-        name.chars().filter(|c| !matches!(c, '_' | '-' | '.' | ' ')).flat_map(char::to_lowercase).collect();
-    ATTRIBUTES.iter().find(|a| a.aliases.contains(&key.as_str()))
+    ATTRIBUTES.iter().find(|a| a.aliases.contains(&key(name).as_str()))
+}
+
+/// A device's name compared with the aliases: lower case, without `_`, `-`, `.` and spaces, except
+/// that a separator between two digits is a decimal point, written `p`: `pm2_5` and `pm2.5` are
+/// `pm2p5`, and `pm1_0` (PM1.0) must not become `pm10`.
+fn key(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut key = String::with_capacity(name.len());
+    for (i, &c) in chars.iter().enumerate() {
+        if matches!(c, '_' | '-' | '.' | ' ') {
+            let digit = |j: Option<usize>| j.and_then(|j| chars.get(j)).is_some_and(char::is_ascii_digit);
+            if digit(i.checked_sub(1)) && digit(Some(i + 1)) {
+                key.push('p');
+            }
+        } else {
+            key.extend(c.to_lowercase());
+        }
+    }
+    key
 }
 
 /// The attribute a SenML record without a name stands for, from its unit alone, when the unit
@@ -314,6 +331,10 @@ mod tests {
         assert_eq!(attribute("soundAvg").unwrap().name, "LAeq");
         assert_eq!(attribute("barometric_pressure").unwrap().name, "atmosphericPressure");
         assert!(attribute("co2").is_none(), "the model has no CO2");
+        assert_eq!(attribute("pm2.5").unwrap().name, "pm25");
+        assert_eq!(attribute("pm2_5_mass_concentration").unwrap().name, "pm25");
+        assert_eq!(attribute("pm10_mass_concentration").unwrap().name, "pm10");
+        assert!(attribute("pm1_0_mass_concentration").is_none(), "PM1.0 is not PM10 (Decentlab DL-PM)");
         assert!(attribute("illuminance").is_none(), "lux is not the lamp's output level");
     }
 

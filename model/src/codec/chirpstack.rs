@@ -10,12 +10,14 @@
 //! - sensor id: `deviceInfo.deviceName` made a valid id, else `deviceInfo.devEui`; seq: `fCnt`
 //!   (the Protobuf JSON mapping leaves out zero values: missing is 0); time: `time`.
 //! - values: the keys of `object` (the device profile's codec output), as for TTN. An event
-//!   without `object` (no codec) is refused.
+//!   without `object` (no codec) is refused, or with `raw_payload = "cayenne-lpp"` its `data` is
+//!   read as Cayenne LPP ([`lpp`]), whose GPS record wins over the gateways' positions.
 //! - position: the first `rxInfo[].location` with a latitude and longitude (a gateway's
 //!   position: approximate; ChirpStack sends `{}` when it has none), else the configured
 //!   `lat`/`lon`.
 
-use super::device::{self, DeviceError, Observation, Options, Origin};
+use super::device::{self, DeviceError, Observation, Options, Origin, RawPayload};
+use super::lpp;
 use super::ttn::lat_lon;
 use crate::reading::Reading;
 use chrono::{DateTime, Utc};
@@ -40,17 +42,23 @@ pub fn decode(bytes: &[u8], options: &Options, _now: DateTime<Utc>) -> Result<Ve
     };
     let observed_at =
         device::parse_time("time", doc.get("time").and_then(Value::as_str).ok_or_else(|| field("time"))?)?;
-    let object = doc.get("object").and_then(Value::as_object).ok_or_else(|| field("object"))?;
     let mut obs = Observation::default();
-    device::add_object(&mut obs, object)?;
-    let position = doc
+    let mut own_position = None;
+    match (doc.get("object").and_then(Value::as_object), options.raw_payload) {
+        (Some(object), _) => device::add_object(&mut obs, object)?,
+        (None, RawPayload::CayenneLpp) => {
+            own_position = lpp::decode(&device::base64_field(&doc, "data", "data")?, &mut obs)?
+        }
+        (None, RawPayload::Refuse) => return Err(field("object")),
+    }
+    let gateway = doc
         .get("rxInfo")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|r| r.get("location"))
         .find_map(lat_lon);
-    let origin = Origin { sensor_id, observed_at, seq, position };
+    let origin = Origin { sensor_id, observed_at, seq, position: own_position.or(gateway) };
     Ok(vec![device::build(origin, obs, options)?])
 }
 
@@ -71,7 +79,7 @@ mod tests {
         assert_eq!((r.sensor_id.as_str(), r.seq, r.kind()), ("nz-lamentin-2", 7, SensorKind::Noise));
         assert_eq!(r.commune, crate::Commune::LeLamentin);
         let Values::Noise(n) = &r.values else { panic!() };
-        assert_eq!((n.laeq, n.lamax, n.las), (63.2, 71.8, 60.4));
+        assert_eq!((n.laeq, n.lamax, n.las), (Some(63.2), Some(71.8), Some(60.4)));
     }
 
     #[test]
@@ -84,6 +92,17 @@ mod tests {
     }
 
     #[test]
+    fn raw_cayenne_lpp_is_read_when_the_source_says_so() {
+        let raw = doc_example().replace(r#""object":{"laeq":63.2,"lamax":71.8,"las":60.4}"#, r#""data":"A2cBEA==""#);
+        assert_ne!(raw, doc_example());
+        let lpp = Options { raw_payload: device::RawPayload::CayenneLpp, ..Options::default() };
+        let r = &decode(raw.as_bytes(), &lpp, Utc::now()).unwrap()[0];
+        assert_eq!((r.kind(), r.values.present()), (SensorKind::Weather, vec!["temperature"]));
+        assert_eq!(r.commune, crate::Commune::LeLamentin, "no GPS record: the gateway's position");
+        assert_eq!(decode(raw.as_bytes(), &Options::default(), Utc::now()).unwrap_err().reason(), "field");
+    }
+
+    #[test]
     fn refusals_name_the_field() {
         let good = doc_example();
         let cases = [
@@ -91,7 +110,6 @@ mod tests {
             (good.replace("\"time\"", "\"tim\""), "field", "`time`"),
             (good.replace("\"fCnt\":7", "\"fCnt\":-7"), "field", "`fCnt`"),
             (good.replace("\"las\":60.4", "\"las\":\"loud\""), "field", "`las`"),
-            (good.replace("\"las\"", "\"co2\""), "values", "`LAS`"),
             ("{".to_string(), "syntax", "ChirpStack"),
         ];
         for (text, reason, says) in cases {
@@ -99,5 +117,13 @@ mod tests {
             assert_eq!(e.reason(), reason, "{text}: {e}");
             assert!(e.to_string().contains(says), "{e} should say {says}");
         }
+        // Without `las` the event is a noise reading without LAS; as a weather sensor it has nothing.
+        let no_las = good.replace("\"las\"", "\"co2\"");
+        let r = &decode(no_las.as_bytes(), &Options::default(), Utc::now()).unwrap()[0];
+        assert_eq!(r.values.present(), ["LAeq", "LAmax"]);
+        let weather = Options { kind: Some(SensorKind::Weather), ..Options::default() };
+        let e = decode(no_las.as_bytes(), &weather, Utc::now()).unwrap_err();
+        assert_eq!(e.reason(), "values", "{e}");
+        assert!(e.to_string().contains("none of the kind's attributes"), "{e}");
     }
 }

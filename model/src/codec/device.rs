@@ -5,10 +5,12 @@
 //!
 //! A device's payload names its measurements its own way (`temperature`, `TempC_SHT`, `pm2_5`,
 //! `soundAvg`); [`attribute`] maps a documented set of such names onto the model's attributes.
-//! The model has no optional attribute: a reading is built only when every attribute of its kind
-//! is there (some are derived: parking occupancy from the spot numbers, the air-quality level
-//! from the index, a single spot from `occupied`). A measurement the model has no attribute for
-//! (`co2`, `battery`, lux) is ignored or refused, as [`Options::unknown`] says.
+//! A reading carries the attributes of its kind the device measured (a partial reading: a weather
+//! station with temperature and humidity only), and needs at least one; some are derived, never
+//! invented: parking occupancy from the spot numbers, the air-quality level from the index, a
+//! single spot from `occupied`. A measurement the model has no attribute for (`co2`, `battery`,
+//! lux), or an attribute of another kind than the reading's, is ignored or refused, as
+//! [`Options::unknown`] says.
 
 pub use super::attributes::{
     attribute, attribute_of_unit, convert, model_unit, senml_unit, vendor_unit, Attribute, Quantity, Unit, ATTRIBUTES,
@@ -26,7 +28,8 @@ use SensorKind::{AirQuality as A, Light as L, Noise as N, Parking as P, Traffic 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
-    /// The kind of every reading; when absent, the kind whose attributes the payload has most of.
+    /// The kind of every reading; when absent, chosen from the attributes present (see
+    /// [`choose_kind`]).
     #[serde(default)]
     pub kind: Option<SensorKind>,
     /// Fixed position used when the payload carries none (both or neither).
@@ -37,6 +40,9 @@ pub struct Options {
     /// What to do with a measurement the kind has no attribute for.
     #[serde(default)]
     pub unknown: Unknown,
+    /// How to read the raw bytes of an uplink that has no decoded payload (TTN, ChirpStack).
+    #[serde(default)]
+    pub raw_payload: RawPayload,
     /// Per device, by sensor id: its kind and a fixed position, which win over the payload's
     /// (an operator who enters where a sensor is mounted knows better than a gateway's position).
     #[serde(default)]
@@ -64,6 +70,19 @@ pub enum Unknown {
     Ignore,
     /// The whole payload is refused, naming the measurement.
     Refuse,
+}
+
+/// How to read an uplink's raw bytes (TTN `frm_payload`, ChirpStack `data`) when the network
+/// server gives no decoded payload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawPayload {
+    /// Not at all: the uplink is refused (reason `field`), as most devices' bytes are their
+    /// vendor's own encoding.
+    #[default]
+    Refuse,
+    /// Cayenne LPP ([`super::lpp`]), a documented encoding generic devices use.
+    CayenneLpp,
 }
 
 impl Options {
@@ -102,8 +121,8 @@ pub enum DeviceError {
     Unit { name: String, unit: String, problem: &'static str },
     #[error("cannot tell the kind of sensor `{sensor}`: {message}; set `kind` for this source")]
     Kind { sensor: String, message: String },
-    #[error("{kind} sensor `{sensor}` lacks {missing}: every attribute of the kind is needed")]
-    Missing { kind: SensorKind, sensor: String, missing: String },
+    #[error("{kind} sensor `{sensor}` has none of the kind's attributes ({attributes}): nothing to read")]
+    Missing { kind: SensorKind, sensor: String, attributes: String },
     #[error("{kind} sensor `{sensor}`: {message}")]
     Values { kind: SensorKind, sensor: String, message: String },
     #[error("`{0}` is not an attribute of the reading's kind (`unknown = \"refuse\"`)")]
@@ -240,10 +259,10 @@ pub fn build(origin: Origin, mut obs: Observation, options: &Options) -> Result<
         }
     }
     derive(kind, &mut obs.attributes);
-    let missing: Vec<&str> = required(kind).iter().copied().filter(|n| !obs.attributes.contains_key(n)).collect();
-    if !missing.is_empty() {
-        let missing = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
-        return Err(DeviceError::Missing { kind, sensor, missing });
+    // A partial reading is fine; an empty one says nothing.
+    if !kind.attributes().iter().any(|n| obs.attributes.contains_key(n)) {
+        let attributes = kind.attributes().iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+        return Err(DeviceError::Missing { kind, sensor, attributes });
     }
     let fixed = placed.and_then(|p| p.lat.zip(p.lon));
     let (lat, lon) = match (fixed.or(origin.position), options.lat.zip(options.lon)) {
@@ -275,31 +294,27 @@ fn attribute_named(name: &str) -> &'static Attribute {
     ATTRIBUTES.iter().find(|a| a.name == name).unwrap_or(&ATTRIBUTES[0])
 }
 
-/// The kind with the most attributes present; a tie or none at all is an error.
-fn choose_kind(sensor: &str, obs: &Observation) -> Result<SensorKind, DeviceError> {
+/// The kind with the most attributes present; on a tie, the one of which they are the larger
+/// share (two of noise's three beat two of weather's six: a sound-level meter that also reads the
+/// temperature is a noise sensor); still tied, or no attribute at all, is an error naming the
+/// candidates, and `kind` in the configuration settles it.
+pub fn choose_kind(sensor: &str, obs: &Observation) -> Result<SensorKind, DeviceError> {
     let count = |k: SensorKind| obs.attributes.keys().filter(|n| attribute_named(n).kinds.contains(&k)).count();
-    let mut ranked: Vec<(usize, SensorKind)> = SensorKind::ALL.into_iter().map(|k| (count(k), k)).collect();
-    ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
+    // Compared as count × the other's size, so that no float rounding decides.
+    let mut ranked: Vec<(usize, usize, SensorKind)> =
+        SensorKind::ALL.into_iter().map(|k| (count(k), k.attributes().len(), k)).collect();
+    ranked.sort_by(|(n, of_n, _), (m, of_m, _)| m.cmp(n).then((m * of_n).cmp(&(n * of_m))));
     let err = |message: String| DeviceError::Kind { sensor: sensor.to_string(), message };
     match ranked.as_slice() {
-        [(0, _), ..] => Err(err(format!(
+        [(0, _, _), ..] => Err(err(format!(
             "no measurement is an attribute of a kind (got {})",
             if obs.unknown.is_empty() { "none".into() } else { obs.unknown.join(", ") }
         ))),
-        [(n, a), (m, b), ..] if n == m => Err(err(format!("it fits {a} and {b} equally"))),
-        [(_, k), ..] => Ok(*k),
+        [(n, of_n, a), (m, of_m, b), ..] if n == m && n * of_m == m * of_n => {
+            Err(err(format!("it fits {a} and {b} equally ({n} attributes of {of_n} each)")))
+        }
+        [(_, _, k), ..] => Ok(*k),
         [] => Err(err("no kinds".into())),
-    }
-}
-
-fn required(kind: SensorKind) -> &'static [&'static str] {
-    match kind {
-        T => &["intensity", "occupancy", "averageVehicleSpeed", "congested"],
-        A => &["pm10", "pm25", "no2", "o3", "co", "so2", "airQualityIndex", "airQualityLevel"],
-        P => &["availableSpotNumber", "totalSpotNumber", "occupancy"],
-        N => &["LAeq", "LAmax", "LAS"],
-        W => &["temperature", "relativeHumidity", "atmosphericPressure", "windSpeed", "windDirection", "precipitation"],
-        L => &["status", "powerState", "illuminanceLevel", "powerConsumption"],
     }
 }
 
@@ -391,6 +406,14 @@ pub fn add_object(obs: &mut Observation, object: &Map<String, Value>) -> Result<
     Ok(())
 }
 
+/// The bytes of the base64 string `key` of `object` (a raw LoRaWAN payload), named `path` when it
+/// is missing or not base64.
+pub fn base64_field(object: &Value, key: &str, path: &str) -> Result<Vec<u8>, DeviceError> {
+    use base64::Engine;
+    let text = object.get(key).and_then(Value::as_str).ok_or_else(|| DeviceError::Field(path.to_string()))?;
+    base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| DeviceError::Field(path.to_string()))
+}
+
 /// An RFC 3339 time, refused before 2000 (a zero time such as TTN's `0001-01-01T00:00:00Z` for
 /// simulated uplinks is no observation time, and InfluxDB cannot store it).
 pub fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, DeviceError> {
@@ -445,6 +468,32 @@ mod tests {
         assert_eq!((r.commune, r.lat), (Commune::LaTrinite, 14.74));
         let bad = Options { lat: Some(14.6), ..options };
         assert_eq!(bad.problems().len(), 1);
+    }
+
+    #[test]
+    fn the_kind_is_the_most_attributes_then_the_larger_share() {
+        let obs = |names: &[&str]| {
+            let mut obs = Observation::default();
+            for n in names {
+                let v = match *n {
+                    "congested" => Value::Bool(true),
+                    "status" => Value::from("ok"),
+                    _ => Value::from(0.5),
+                };
+                obs.add(n, &v, None, None).unwrap();
+            }
+            obs
+        };
+        let kind = |names: &[&str]| choose_kind("s", &obs(names));
+        assert_eq!(kind(&["temperature", "humidity", "pressure", "pm10", "pm25"]), Ok(SensorKind::Weather));
+        assert_eq!(kind(&["soundAvg", "soundPeak", "temperature", "humidity"]), Ok(SensorKind::Noise));
+        assert_eq!(kind(&["occupancy"]), Ok(SensorKind::Parking), "1 of 3 beats 1 of 4");
+        let e = kind(&["congested", "status"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot tell the kind of sensor `s`: it fits traffic and light equally (1 attributes of 4 each); set \
+             `kind` for this source"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! ```
 //! `v` is bumped on any incompatible change; decoders reject versions they do not know instead of
 //! guessing. Unknown top-level fields are ignored (forward compatible), unknown `values` fields are
-//! rejected (a typo in a producer must not silently drop a measurement).
+//! rejected (a typo in a producer must not silently drop a measurement). A sensor that measures
+//! part of its kind sends only those `values` (a partial reading); absence is never a `null`, and
+//! a `values` object with none of the kind's attributes is refused.
 
 use crate::kind::SensorKind;
 use crate::place::Commune;
@@ -135,6 +137,10 @@ pub fn decode(bytes: &[u8]) -> Result<Reading, DecodeError> {
         SensorKind::Weather => Values::Weather(serde_json::from_str(raw).map_err(values_err)?),
         SensorKind::Light => Values::Light(serde_json::from_str(raw).map_err(values_err)?),
     };
+    if values.is_empty() {
+        let none = format!("none of the kind's attributes is there ({})", wire.kind.attributes().join(", "));
+        return Err(values_err(<serde_json::Error as serde::de::Error>::custom(none)));
+    }
     let observed_at = DateTime::parse_from_rfc3339(wire.observed_at)
         .map_err(|_| DecodeError::Time(wire.observed_at.to_string()))?
         .with_timezone(&Utc);

@@ -8,8 +8,9 @@
 //! - measurement: the kind (`traffic`, `air-quality`, ...);
 //! - tags, sorted by key: `commune` (display name), `kind`, `sensor_id`: what dashboards filter on,
 //!   all of bounded cardinality;
-//! - fields: the values under their JSON wire names, each with one fixed type forever (a field that
-//!   changes type is refused by InfluxDB), then `lat`, `lon` (Grafana's geomap finds them by name)
+//! - fields: the values present under their JSON wire names (an attribute the sensor did not
+//!   measure is no field), each with one fixed type forever (a field that changes type is refused
+//!   by InfluxDB), then `lat`, `lon` (Grafana's geomap finds them by name)
 //!   and `seq` (a field, not a tag: a tag per reading would make one series per reading, and a field
 //!   keeps it queryable to audit gaps);
 //! - timestamp: `observed_at` in milliseconds ([`PRECISION`]), never the arrival time, so a replay
@@ -33,7 +34,7 @@ pub fn encode(reading: &Reading, out: &mut String) {
     let mut f = Fields { out, first: true };
     match &reading.values {
         Values::Traffic(v) => {
-            f.int("intensity", v.intensity.into());
+            f.int("intensity", v.intensity.map(u64::from));
             f.float("occupancy", v.occupancy);
             f.float("averageVehicleSpeed", v.average_vehicle_speed);
             f.boolean("congested", v.congested);
@@ -45,12 +46,12 @@ pub fn encode(reading: &Reading, out: &mut String) {
             f.float("o3", v.o3);
             f.float("co", v.co);
             f.float("so2", v.so2);
-            f.int("airQualityIndex", v.air_quality_index.into());
-            f.string("airQualityLevel", air_quality_level(v.air_quality_level));
+            f.int("airQualityIndex", v.air_quality_index.map(u64::from));
+            f.string("airQualityLevel", v.air_quality_level.map(air_quality_level));
         }
         Values::Parking(v) => {
-            f.int("availableSpotNumber", v.available_spot_number.into());
-            f.int("totalSpotNumber", v.total_spot_number.into());
+            f.int("availableSpotNumber", v.available_spot_number.map(u64::from));
+            f.int("totalSpotNumber", v.total_spot_number.map(u64::from));
             f.float("occupancy", v.occupancy);
         }
         Values::Noise(v) => {
@@ -67,8 +68,8 @@ pub fn encode(reading: &Reading, out: &mut String) {
             f.float("precipitation", v.precipitation);
         }
         Values::Light(v) => {
-            f.string("status", light_status(v.status));
-            f.string("powerState", power_state(v.power_state));
+            f.string("status", v.status.map(light_status));
+            f.string("powerState", v.power_state.map(power_state));
             f.float("illuminanceLevel", v.illuminance_level);
             f.float("powerConsumption", v.power_consumption);
         }
@@ -112,7 +113,8 @@ fn escape(s: &str, special: &[char], out: &mut String) {
     }
 }
 
-/// Appends `key=value` pairs separated by commas.
+/// Appends `key=value` pairs separated by commas; an absent value (an attribute the sensor did not
+/// measure) writes no field. A line always has fields: `lat`, `lon` and `seq` are always there.
 struct Fields<'a> {
     out: &'a mut String,
     first: bool,
@@ -132,24 +134,28 @@ impl Fields<'_> {
     /// exponent; without an `i` suffix InfluxDB reads `1` as the float 1.0, so the field keeps its
     /// type. A NaN or infinity (which `Reading::validate` refuses) is written as is: InfluxDB then
     /// refuses that one line and the sink drops only that reading.
-    fn float(&mut self, key: &str, v: f64) {
+    fn float(&mut self, key: &str, v: impl Into<Option<f64>>) {
+        let Some(v) = v.into() else { return };
         self.key(key);
         let _ = write!(self.out, "{v}");
     }
 
     /// Signed 64-bit in InfluxDB: `seq` above i64::MAX would be refused, which takes 292 billion
     /// years of readings at one a second.
-    fn int(&mut self, key: &str, v: u64) {
+    fn int(&mut self, key: &str, v: impl Into<Option<u64>>) {
+        let Some(v) = v.into() else { return };
         self.key(key);
         let _ = write!(self.out, "{v}i");
     }
 
-    fn boolean(&mut self, key: &str, v: bool) {
+    fn boolean(&mut self, key: &str, v: Option<bool>) {
+        let Some(v) = v else { return };
         self.key(key);
         self.out.push_str(if v { "true" } else { "false" });
     }
 
-    fn string(&mut self, key: &str, v: &str) {
+    fn string(&mut self, key: &str, v: Option<&str>) {
+        let Some(v) = v else { return };
         self.key(key);
         self.out.push('"');
         for c in v.chars() {
@@ -220,10 +226,10 @@ mod tests {
             observed_at: Utc.with_ymd_and_hms(2026, 11, 20, 11, 30, 0).unwrap(),
             seq: 42,
             values: Values::Traffic(Traffic {
-                intensity: 1520,
-                occupancy: 0.41,
-                average_vehicle_speed: 38.0,
-                congested: false,
+                intensity: Some(1520),
+                occupancy: Some(0.41),
+                average_vehicle_speed: Some(38.0),
+                congested: Some(false),
             }),
         }
     }
@@ -286,7 +292,7 @@ mod tests {
         assert_eq!(l.matches('\n').count(), 1);
 
         let mut s = String::new();
-        Fields { out: &mut s, first: true }.string("k,= x", "say \"hi\"\\\nbye");
+        Fields { out: &mut s, first: true }.string("k,= x", Some("say \"hi\"\\\nbye"));
         assert_eq!(s, "k\\,\\=\\ x=\"say \\\"hi\\\"\\\\ bye\"");
 
         let mut s = String::new();
@@ -297,7 +303,7 @@ mod tests {
     #[test]
     fn floats_stay_floats_and_integers_carry_i() {
         let mut r = traffic("tf-1", Commune::Ducos);
-        r.values = Values::Noise(Noise { laeq: 1.0, lamax: 1e-7, las: 123456789.5 });
+        r.values = Values::Noise(Noise { laeq: Some(1.0), lamax: Some(1e-7), las: Some(123456789.5) });
         let l = line(&r);
         assert!(l.contains(" LAeq=1,LAmax=0.0000001,LAS=123456789.5,"), "{l}");
         assert!(l.contains(",seq=42i "), "{l}");

@@ -252,8 +252,8 @@ mod tests {
         assert_eq!((r.sensor_id.as_str(), r.seq, r.observed_at.timestamp_millis()), ("wx-7", 12, 1_795_253_400_250));
         assert_eq!(r.commune, crate::Commune::FortDeFrance);
         let Values::Weather(w) = &r.values else { panic!() };
-        assert!((w.temperature - 27.0).abs() < 1e-9);
-        assert_eq!((w.relative_humidity, w.atmospheric_pressure), (0.78, 1012.0));
+        assert!((w.temperature.unwrap() - 27.0).abs() < 1e-9);
+        assert_eq!((w.relative_humidity, w.atmospheric_pressure), (Some(0.78), Some(1012.0)));
     }
 
     #[test]
@@ -271,7 +271,11 @@ mod tests {
             decode(DOC.replace("weather", "radar").as_bytes(), "a/b/c", &mapping(), &Options::default(), Utc::now())
                 .unwrap_err();
         assert_eq!(e.reason(), "kind", "{e}");
-        let e = decode(DOC.as_bytes(), "a/b/c", &mapping(), &Options::default(), Utc::now()).unwrap_err();
+        // The documented mapping reads temperature and humidity only: a partial weather reading.
+        let r = &decode(DOC.as_bytes(), "a/b/c", &mapping(), &Options::default(), Utc::now()).unwrap()[0];
+        assert_eq!(r.values.present(), ["temperature", "relativeHumidity"]);
+        let noise = DOC.replace("\"weather\"", "\"noise\"");
+        let e = decode(noise.as_bytes(), "a/b/c", &mapping(), &Options::default(), Utc::now()).unwrap_err();
         assert_eq!(e.reason(), "values", "{e}");
     }
 

@@ -6,9 +6,13 @@ pub mod chirpstack;
 pub mod device;
 pub mod json;
 pub mod line_protocol;
+pub mod lpp;
 pub mod mapping;
 pub mod ngsi_ld;
 pub mod ngsi_ld_read;
 pub mod senml;
 pub mod sensorthings;
 pub mod ttn;
+
+#[cfg(test)]
+mod partial_tests;

@@ -14,7 +14,9 @@
 //!   UN/CEFACT has a code for its unit, `unitCode`.
 //! - The attributes each Smart Data Model requires are always there (`dateObserved`, or
 //!   `dateObservedFrom`/`dateObservedTo` for noise, and `location`), so every entity validates
-//!   against the official schema once projected to keyValues (tested against shared/sdm).
+//!   against the official schema once projected to keyValues (tested against shared/sdm); the one
+//!   exception is a partial reading's streetlight without `status`.
+//! - An attribute a partial reading does not carry is not sent: the broker keeps its last value.
 //! - JSON `null` is never written: brokers read it as "delete this attribute". A value that cannot
 //!   be written (a NaN, which `Reading::validate` refuses anyway) leaves its attribute out.
 //! - Short names expand through config/ngsi-ld-context.jsonld ([`CONTEXT_DOCUMENT`]), never
@@ -73,8 +75,9 @@ pub fn entity_id(reading: &Reading) -> String {
 
 /// Every attribute short name the codec can emit for `kind` (for the context test and the
 /// contract server): the top-level members of its entities besides `id`, `type` and `@context`,
-/// in the order the codec writes them. Each entity has all of them, except a number that cannot be
-/// written (NaN, or a `totalSpotNumber` of 0, which the schema forbids).
+/// in the order the codec writes them. Each entity has all of them, except an attribute a partial
+/// reading does not carry and a number that cannot be written (NaN, or a `totalSpotNumber` of 0,
+/// which the schema forbids).
 pub fn attribute_names(kind: SensorKind) -> &'static [&'static str] {
     match kind {
         SensorKind::Traffic => {
@@ -141,10 +144,10 @@ pub fn entity(reading: &Reading, options: &Options) -> Value {
             // Vehicles per hour (a flow rate, as the wire format carries it). UN/CEFACT has no code
             // for vehicles/hour and a made-up one would mislead more than none: docs/ngsi-ld.md
             // states the unit.
-            e.measured("intensity", v.intensity.into(), None);
+            e.measured("intensity", v.intensity.map(Value::from), None);
             e.number("occupancy", v.occupancy, Some(unit::RATIO));
             e.number("averageVehicleSpeed", v.average_vehicle_speed, Some(unit::KM_PER_HOUR));
-            e.measured("congested", v.congested.into(), None);
+            e.measured("congested", v.congested.map(Value::from), None);
         }
         Values::AirQuality(v) => {
             e.number("pm10", v.pm10, Some(unit::MICROGRAM_PER_M3));
@@ -154,16 +157,14 @@ pub fn entity(reading: &Reading, options: &Options) -> Value {
             e.number("co", v.co, Some(unit::MILLIGRAM_PER_M3));
             e.number("so2", v.so2, Some(unit::MICROGRAM_PER_M3));
             // An integer, as the schema requires; an index has no unit.
-            e.measured("airQualityIndex", v.air_quality_index.into(), None);
-            e.measured("airQualityLevel", enum_name(v.air_quality_level), None);
+            e.measured("airQualityIndex", v.air_quality_index.map(Value::from), None);
+            e.measured("airQualityLevel", v.air_quality_level.map(enum_name), None);
         }
         Values::Parking(v) => {
-            e.measured("availableSpotNumber", v.available_spot_number.into(), None);
+            e.measured("availableSpotNumber", v.available_spot_number.map(Value::from), None);
             // The schema wants totalSpotNumber >= 1: a lot that reports 0 spots (closed, unknown)
             // is sent without it rather than as an invalid entity.
-            if v.total_spot_number >= 1 {
-                e.measured("totalSpotNumber", v.total_spot_number.into(), None);
-            }
+            e.measured("totalSpotNumber", v.total_spot_number.filter(|t| *t >= 1).map(Value::from), None);
             e.number("occupancy", v.occupancy, Some(unit::RATIO));
             // No `status`: the model wants an array of DATEX II states, which would only restate
             // availableSpotNumber, and JSON-LD compaction turns a one-element array back into a
@@ -184,8 +185,8 @@ pub fn entity(reading: &Reading, options: &Options) -> Value {
             e.number("precipitation", v.precipitation, Some(unit::MILLIMETRE));
         }
         Values::Light(v) => {
-            e.measured("status", enum_name(v.status), None);
-            e.measured("powerState", enum_name(v.power_state), None);
+            e.measured("status", v.status.map(enum_name), None);
+            e.measured("powerState", v.power_state.map(enum_name), None);
             e.number("illuminanceLevel", v.illuminance_level, Some(unit::RATIO));
             e.number("powerConsumption", v.power_consumption, Some(unit::WATT));
         }
@@ -251,8 +252,10 @@ struct Entity<'a> {
 }
 
 impl Entity<'_> {
-    /// A value observed at the reading's time.
-    fn measured(&mut self, name: &str, value: Value, unit_code: Option<&str>) {
+    /// A value observed at the reading's time; nothing when the sensor did not measure it (an
+    /// absent attribute is left out, never written as `null`, which would delete it in the broker).
+    fn measured(&mut self, name: &str, value: Option<Value>, unit_code: Option<&str>) {
+        let Some(value) = value else { return };
         let attribute = match self.form {
             Form::KeyValues => value,
             Form::Normalized => {
@@ -271,10 +274,8 @@ impl Entity<'_> {
 
     /// A measured number; left out when it is not finite, as JSON has no NaN and `null` would
     /// delete the attribute in the broker.
-    fn number(&mut self, name: &str, value: f64, unit_code: Option<&str>) {
-        if let Some(n) = Number::from_f64(value) {
-            self.measured(name, Value::Number(n), unit_code);
-        }
+    fn number(&mut self, name: &str, value: Option<f64>, unit_code: Option<&str>) {
+        self.measured(name, value.and_then(Number::from_f64).map(Value::Number), unit_code);
     }
 
     /// A date-time attribute: a plain RFC 3339 string (see [`entity`] for why not a typed value).
@@ -337,10 +338,10 @@ mod tests {
                 -61.0695,
                 t,
                 Values::Traffic(Traffic {
-                    intensity: 1520,
-                    occupancy: 0.41,
-                    average_vehicle_speed: 38.2,
-                    congested: false,
+                    intensity: Some(1520),
+                    occupancy: Some(0.41),
+                    average_vehicle_speed: Some(38.2),
+                    congested: Some(false),
                 }),
             ),
             reading(
@@ -350,14 +351,14 @@ mod tests {
                 -61.056,
                 t,
                 Values::AirQuality(AirQuality {
-                    pm10: 48.2,
-                    pm25: 21.7,
-                    no2: 31.4,
-                    o3: 52.0,
-                    co: 0.42,
-                    so2: 3.1,
-                    air_quality_index: 71,
-                    air_quality_level: AirQualityLevel::Moderate,
+                    pm10: Some(48.2),
+                    pm25: Some(21.7),
+                    no2: Some(31.4),
+                    o3: Some(52.0),
+                    co: Some(0.42),
+                    so2: Some(3.1),
+                    air_quality_index: Some(71),
+                    air_quality_level: Some(AirQualityLevel::Moderate),
                 }),
             ),
             reading(
@@ -366,7 +367,11 @@ mod tests {
                 14.6025,
                 -61.065,
                 t,
-                Values::Parking(Parking { available_spot_number: 87, total_spot_number: 420, occupancy: 0.793 }),
+                Values::Parking(Parking {
+                    available_spot_number: Some(87),
+                    total_spot_number: Some(420),
+                    occupancy: Some(0.793),
+                }),
             ),
             reading(
                 "noise-fort-de-france-01",
@@ -374,7 +379,7 @@ mod tests {
                 14.61,
                 -61.062,
                 t,
-                Values::Noise(Noise { laeq: 68.4, lamax: 79.1, las: 66.2 }),
+                Values::Noise(Noise { laeq: Some(68.4), lamax: Some(79.1), las: Some(66.2) }),
             ),
             reading(
                 "weather-le-lamentin-01",
@@ -383,12 +388,12 @@ mod tests {
                 -60.999,
                 t,
                 Values::Weather(Weather {
-                    temperature: 26.8,
-                    relative_humidity: 0.78,
-                    atmospheric_pressure: 1013.2,
-                    wind_speed: 5.3,
-                    wind_direction: 95.0,
-                    precipitation: 0.0,
+                    temperature: Some(26.8),
+                    relative_humidity: Some(0.78),
+                    atmospheric_pressure: Some(1013.2),
+                    wind_speed: Some(5.3),
+                    wind_direction: Some(95.0),
+                    precipitation: Some(0.0),
                 }),
             ),
             reading(
@@ -398,10 +403,10 @@ mod tests {
                 -61.09,
                 dusk,
                 Values::Light(Light {
-                    status: LightStatus::Ok,
-                    power_state: PowerState::On,
-                    illuminance_level: 1.0,
-                    power_consumption: 120.0,
+                    status: Some(LightStatus::Ok),
+                    power_state: Some(PowerState::On),
+                    illuminance_level: Some(1.0),
+                    power_consumption: Some(120.0),
                 }),
             ),
         ]
@@ -440,48 +445,57 @@ mod tests {
         {
             for power_state in [PowerState::On, PowerState::Off, PowerState::Low, PowerState::BootingUp] {
                 let mut r = base(SensorKind::Light);
-                r.values = Values::Light(Light { status, power_state, illuminance_level: 0.0, power_consumption: 0.0 });
+                r.values = Values::Light(Light {
+                    status: Some(status),
+                    power_state: Some(power_state),
+                    illuminance_level: Some(0.0),
+                    power_consumption: Some(0.0),
+                });
                 out.push(r);
             }
         }
         for aqi in [0, 75, 125, 175, 250, 500] {
             let mut r = base(SensorKind::AirQuality);
             r.values = Values::AirQuality(AirQuality {
-                pm10: 0.0,
-                pm25: 0.0,
-                no2: 0.0,
-                o3: 0.0,
-                co: 0.0,
-                so2: 0.0,
-                air_quality_index: aqi,
-                air_quality_level: AirQualityLevel::from_index(aqi),
+                pm10: Some(0.0),
+                pm25: Some(0.0),
+                no2: Some(0.0),
+                o3: Some(0.0),
+                co: Some(0.0),
+                so2: Some(0.0),
+                air_quality_index: Some(aqi),
+                air_quality_level: Some(AirQualityLevel::from_index(aqi)),
             });
             out.push(r);
         }
         for (wind_direction, relative_humidity) in [(0.0, 0.0), (360.0, 1.0)] {
             let mut r = base(SensorKind::Weather);
             r.values = Values::Weather(Weather {
-                temperature: -20.0,
-                relative_humidity,
-                atmospheric_pressure: 870.0,
-                wind_speed: 0.0,
-                wind_direction,
-                precipitation: 500.0,
+                temperature: Some(-20.0),
+                relative_humidity: Some(relative_humidity),
+                atmospheric_pressure: Some(870.0),
+                wind_speed: Some(0.0),
+                wind_direction: Some(wind_direction),
+                precipitation: Some(500.0),
             });
             out.push(r);
         }
         for (available, total) in [(0, 1), (420, 420), (0, 0)] {
             let mut r = base(SensorKind::Parking);
             r.values = Values::Parking(Parking {
-                available_spot_number: available,
-                total_spot_number: total,
-                occupancy: if total == 0 { 0.0 } else { 1.0 - available as f64 / total as f64 },
+                available_spot_number: Some(available),
+                total_spot_number: Some(total),
+                occupancy: if total == 0 { Some(0.0) } else { Some(1.0 - available as f64 / total as f64) },
             });
             out.push(r);
         }
         let mut r = base(SensorKind::Traffic);
-        r.values =
-            Values::Traffic(Traffic { intensity: 0, occupancy: 1.0, average_vehicle_speed: 0.0, congested: true });
+        r.values = Values::Traffic(Traffic {
+            intensity: Some(0),
+            occupancy: Some(1.0),
+            average_vehicle_speed: Some(0.0),
+            congested: Some(true),
+        });
         out.push(r);
         out
     }
@@ -692,12 +706,12 @@ mod tests {
         let mut bad = fixed(SensorKind::Weather);
         bad.lat = f64::NAN;
         bad.values = Values::Weather(Weather {
-            temperature: f64::NAN,
-            relative_humidity: f64::INFINITY,
-            atmospheric_pressure: 1013.0,
-            wind_speed: 1.0,
-            wind_direction: 90.0,
-            precipitation: 0.0,
+            temperature: Some(f64::NAN),
+            relative_humidity: Some(f64::INFINITY),
+            atmospheric_pressure: Some(1013.0),
+            wind_speed: Some(1.0),
+            wind_direction: Some(90.0),
+            precipitation: Some(0.0),
         });
         readings.push(bad.clone());
         for r in &readings {
@@ -722,7 +736,7 @@ mod tests {
                 let e = entity(&r, &Options { form, ..Options::default() });
                 let mut keys: BTreeSet<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
                 assert!(keys.remove("id") && keys.remove("type"));
-                let zero_total = matches!(&r.values, Values::Parking(p) if p.total_spot_number == 0);
+                let zero_total = matches!(&r.values, Values::Parking(p) if p.total_spot_number == Some(0));
                 let expected: BTreeSet<&str> =
                     names.iter().copied().filter(|n| !(zero_total && *n == "totalSpotNumber")).collect();
                 assert_eq!(keys, expected, "{}", r.sensor_id);

@@ -6,9 +6,10 @@
 //!   `urn:ngsi-ld:<Type>:<sensor id>` (any other id: all of it, made a valid sensor id as the
 //!   device formats do: `urn-ngsi-ld-...`).
 //! - Values: each attribute of the kind, normalized (`{"type": "Property", "value": ..}`) or
-//!   keyValues (the plain value), in the units the codec writes (docs/ngsi-ld.md). A missing
-//!   `totalSpotNumber` is 0, as the codec leaves it out then; any other missing attribute refuses
-//!   the entity, naming it.
+//!   keyValues (the plain value), in the units the codec writes (docs/ngsi-ld.md). An attribute
+//!   the entity lacks is absent from the reading (a partial reading, as a device that measures
+//!   part of its kind sends; the codec also leaves out a `totalSpotNumber` of 0); an entity with
+//!   none of its kind's attributes is refused.
 //! - Time: the latest `observedAt` of the attributes, else `dateObserved` (`dateObservedTo` for
 //!   noise).
 //! - Place: `location` (a GeoJSON Point, [lon, lat]); the commune from `address.addressLocality`,
@@ -146,20 +147,18 @@ fn commune(obj: &Map<String, Value>, lat: f64, lon: f64) -> Result<Commune, Enti
     }
 }
 
-/// The kind's values: its attributes gathered as keyValues, then read by the model's own serde.
+/// The kind's values: its attributes present gathered as keyValues, then read by the model's own
+/// serde. An attribute the entity lacks is absent from the reading (a partial reading), but an
+/// entity with none of its kind's attributes says nothing and is refused.
 fn values(obj: &Map<String, Value>, kind: SensorKind) -> Result<Values, EntityError> {
     let mut plain = Map::new();
-    for &name in fields(kind) {
-        match value_of(obj, name) {
-            Some(v) => {
-                plain.insert(name.into(), v.clone());
-            }
-            // The codec leaves out a total of 0 spots (the schema wants at least 1).
-            None if name == "totalSpotNumber" => {
-                plain.insert(name.into(), Value::from(0));
-            }
-            None => return Err(attribute_error(name, "missing")),
+    for &name in kind.attributes() {
+        if let Some(v) = value_of(obj, name) {
+            plain.insert(name.into(), v.clone());
         }
+    }
+    if plain.is_empty() {
+        return Err(attribute_error(&kind.attributes().join(", "), "none is present"));
     }
     let plain = Value::Object(plain);
     let bad = |e: serde_json::Error| attribute_error(&e.to_string(), "wrong type or value");
@@ -173,25 +172,12 @@ fn values(obj: &Map<String, Value>, kind: SensorKind) -> Result<Values, EntityEr
     })
 }
 
-/// The measured attributes of each kind: the fields of its values.
-fn fields(kind: SensorKind) -> &'static [&'static str] {
-    match kind {
-        SensorKind::Traffic => &["intensity", "occupancy", "averageVehicleSpeed", "congested"],
-        SensorKind::AirQuality => &["pm10", "pm25", "no2", "o3", "co", "so2", "airQualityIndex", "airQualityLevel"],
-        SensorKind::Parking => &["availableSpotNumber", "totalSpotNumber", "occupancy"],
-        SensorKind::Noise => &["LAeq", "LAmax", "LAS"],
-        SensorKind::Weather => {
-            &["temperature", "relativeHumidity", "atmosphericPressure", "windSpeed", "windDirection", "precipitation"]
-        }
-        SensorKind::Light => &["status", "powerState", "illuminanceLevel", "powerConsumption"],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::codec::json::format_time;
     use crate::codec::ngsi_ld::{entity, Form, Options};
+    use crate::reading::Weather;
     use crate::{Catalogue, ReadingStream};
     use proptest::prelude::*;
 
@@ -219,13 +205,44 @@ mod tests {
         }
     }
 
+    /// An entity with only some of its kind's attributes (another producer's, or ours of a partial
+    /// reading) is a partial reading.
+    #[test]
+    fn entities_with_some_attributes_are_partial_readings() {
+        let original = simulated().into_iter().find(|r| r.kind() == SensorKind::Weather).unwrap();
+        let mut e = entity(&original, &Options::default());
+        e.as_object_mut().unwrap().remove("temperature");
+        let Values::Weather(w) = reading(&e).unwrap().values else { panic!("a weather reading") };
+        let Values::Weather(full) = original.values.clone() else { unreachable!() };
+        assert_eq!(w, Weather { temperature: None, ..full });
+        for form in [Form::Normalized, Form::KeyValues] {
+            let partial = Reading {
+                values: Values::Weather(Weather { temperature: Some(27.5), ..Default::default() }),
+                ..original.clone()
+            };
+            let back = reading(&entity(&partial, &Options { form, ..Default::default() })).unwrap();
+            assert_eq!(back.values, partial.values, "{form:?}");
+        }
+    }
+
     #[test]
     fn refusals_name_what_is_wrong() {
         let original = simulated().into_iter().find(|r| r.kind() == SensorKind::Weather).unwrap();
         let good = entity(&original, &Options::default());
-        let mut no_temperature = good.clone();
-        no_temperature.as_object_mut().unwrap().remove("temperature");
-        assert_eq!(reading(&no_temperature).unwrap_err(), attribute_error("temperature", "missing"));
+        let mut nothing_measured = good.clone();
+        for &name in SensorKind::Weather.attributes() {
+            nothing_measured.as_object_mut().unwrap().remove(name);
+        }
+        let err = reading(&nothing_measured).unwrap_err();
+        assert_eq!(err.reason(), "values");
+        assert_eq!(
+            err.to_string(),
+            "attribute `temperature, relativeHumidity, atmosphericPressure, windSpeed, windDirection, \
+             precipitation`: none is present"
+        );
+        let mut null = good.clone();
+        null["temperature"]["value"] = Value::Null;
+        assert_eq!(reading(&null).unwrap_err().reason(), "values", "a null is no value");
         let mut other_type = good.clone();
         other_type["type"] = "Building".into();
         assert_eq!(reading(&other_type).unwrap_err().reason(), "kind");

@@ -230,8 +230,8 @@ mod tests {
         assert_eq!((r.seq, r.observed_at.timestamp()), (1_795_253_400, 1_795_253_400));
         assert_eq!(r.commune, crate::Commune::FortDeFrance);
         let Values::Weather(w) = &r.values else { panic!() };
-        assert_eq!((w.relative_humidity, w.atmospheric_pressure), (0.78, 1013.2));
-        assert!((w.wind_speed - 22.0 / 3.6).abs() < 1e-9);
+        assert_eq!((w.relative_humidity, w.atmospheric_pressure), (Some(0.78), Some(1013.2)));
+        assert!((w.wind_speed.unwrap() - 22.0 / 3.6).abs() < 1e-9);
     }
 
     /// The documented pack with record `n` given the value `v` in unit `u`.
@@ -246,42 +246,42 @@ mod tests {
 
     #[test]
     fn unit_cel() {
-        assert_eq!(weather(&with("temperature", "Cel", 25.0)).temperature, 25.0);
+        assert_eq!(weather(&with("temperature", "Cel", 25.0)).temperature, Some(25.0));
     }
     #[test]
     fn unit_k() {
-        assert!((weather(&with("temperature", "K", 300.15)).temperature - 27.0).abs() < 1e-9);
+        assert!((weather(&with("temperature", "K", 300.15)).temperature.unwrap() - 27.0).abs() < 1e-9);
     }
     #[test]
     fn unit_percent_rh() {
-        assert_eq!(weather(&with("humidity", "%RH", 65.0)).relative_humidity, 0.65);
+        assert_eq!(weather(&with("humidity", "%RH", 65.0)).relative_humidity, Some(0.65));
     }
     #[test]
     fn unit_ratio_and_its_percent_alias() {
-        assert_eq!(weather(&with("humidity", "/", 0.65)).relative_humidity, 0.65);
-        assert_eq!(weather(&with("humidity", "%", 0.65)).relative_humidity, 0.65, "`%` is an alias of `/`");
-        assert_eq!(weather(&with("humidity", "/100", 65.0)).relative_humidity, 0.65);
+        assert_eq!(weather(&with("humidity", "/", 0.65)).relative_humidity, Some(0.65));
+        assert_eq!(weather(&with("humidity", "%", 0.65)).relative_humidity, Some(0.65), "`%` is an alias of `/`");
+        assert_eq!(weather(&with("humidity", "/100", 65.0)).relative_humidity, Some(0.65));
     }
     #[test]
     fn unit_pa() {
-        assert_eq!(weather(&with("pressure", "Pa", 101_200.0)).atmospheric_pressure, 1012.0);
+        assert_eq!(weather(&with("pressure", "Pa", 101_200.0)).atmospheric_pressure, Some(1012.0));
     }
     #[test]
     fn unit_hpa() {
-        assert_eq!(weather(&with("pressure", "hPa", 1012.0)).atmospheric_pressure, 1012.0);
+        assert_eq!(weather(&with("pressure", "hPa", 1012.0)).atmospheric_pressure, Some(1012.0));
     }
     #[test]
     fn unit_m_per_s() {
-        assert_eq!(weather(&with("windSpeed", "m/s", 6.5)).wind_speed, 6.5);
+        assert_eq!(weather(&with("windSpeed", "m/s", 6.5)).wind_speed, Some(6.5));
     }
     #[test]
     fn unit_km_per_h() {
-        assert_eq!(weather(&with("windSpeed", "km/h", 36.0)).wind_speed, 10.0);
+        assert_eq!(weather(&with("windSpeed", "km/h", 36.0)).wind_speed, Some(10.0));
     }
     #[test]
     fn unit_deg_and_mm() {
         let w = weather(&with("windDirection", "deg", 270.0));
-        assert_eq!((w.wind_direction, w.precipitation), (270.0, 0.0));
+        assert_eq!((w.wind_direction, w.precipitation), (Some(270.0), Some(0.0)));
     }
     #[test]
     fn unit_db() {
@@ -298,10 +298,10 @@ mod tests {
         let opts = Options { lat: Some(14.6), lon: Some(-61.0), ..Options::default() };
         let r = &decode(pack.as_bytes(), &opts, now()).unwrap()[0];
         let Values::AirQuality(a) = &r.values else { panic!() };
-        assert!((a.no2 - 18.816).abs() < 0.01, "{}", a.no2);
-        assert!((a.co - 0.5728).abs() < 0.001, "{}", a.co);
-        assert_eq!((a.pm25, a.air_quality_index), (9.0, 42));
-        assert_eq!(a.air_quality_level, crate::reading::AirQualityLevel::Good, "derived from the index");
+        assert!((a.no2.unwrap() - 18.816).abs() < 0.01, "{:?}", a.no2);
+        assert!((a.co.unwrap() - 0.5728).abs() < 0.001, "{:?}", a.co);
+        assert_eq!((a.pm25, a.air_quality_index), (Some(9.0), Some(42)));
+        assert_eq!(a.air_quality_level, Some(crate::reading::AirQualityLevel::Good), "derived from the index");
     }
     #[test]
     fn unit_count_and_ratio_for_parking() {
@@ -310,7 +310,7 @@ mod tests {
         let opts = Options { lat: Some(14.6), lon: Some(-61.0), ..Options::default() };
         let r = &decode(pack.as_bytes(), &opts, now()).unwrap()[0];
         let Values::Parking(p) = &r.values else { panic!() };
-        assert_eq!(p.occupancy, 0.7);
+        assert_eq!(p.occupancy, Some(0.7));
     }
     #[test]
     fn unit_lx_is_no_attribute() {
@@ -364,7 +364,6 @@ mod tests {
             (r#"[{"bn":"a","n":"temperature","u":"furlong","v":1}]"#, "unit", "furlong"),
             (r#"[{"bn":"a","n":"temperature","u":"Pa","v":1}]"#, "unit", "does not fit"),
             (r#"[{"bn":"a","bt":1e300,"n":"temperature","v":1}]"#, "time", "record 0"),
-            (r#"[{"bn":"a","n":"temperature","u":"Cel","v":20}]"#, "values", "`relativeHumidity`"),
             (r#"[{"bn":"a","n":"battery","u":"%EL","v":98}]"#, "kind", "no record"),
         ];
         for (text, reason, says) in cases {
@@ -372,5 +371,13 @@ mod tests {
             assert_eq!(e.reason(), reason, "{text}: {e}");
             assert!(e.to_string().contains(says), "{e} should say {says}");
         }
+        // A temperature alone is a partial weather reading; read as noise, it is nothing.
+        let alone = r#"[{"bn":"a","n":"temperature","u":"Cel","v":20}]"#;
+        let opts = Options { lat: Some(14.6), lon: Some(-61.0), ..Options::default() };
+        assert_eq!(decode(alone.as_bytes(), &opts, now()).unwrap()[0].values.present(), ["temperature"]);
+        let noise = Options { kind: Some(crate::SensorKind::Noise), ..opts };
+        let e = decode(alone.as_bytes(), &noise, now()).unwrap_err();
+        assert_eq!(e.reason(), "values", "{e}");
+        assert!(e.to_string().contains("`LAeq`, `LAmax`, `LAS`"), "{e}");
     }
 }

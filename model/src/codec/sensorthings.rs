@@ -147,39 +147,45 @@ pub fn quantities(kind: SensorKind) -> &'static [Quantity] {
     }
 }
 
-/// The `result` of each quantity of `values`, in the order of [`quantities`]; categories are the
-/// JSON wire names (`unhealthyForSensitiveGroups`, `bootingUp`). A non-finite number
-/// (never made by the simulator) becomes `null`, which STA cannot store as a measurement: callers
-/// refuse such a reading.
-pub fn results(values: &Values) -> Vec<Value> {
+/// The `result` of each quantity of `values`, in the order of [`quantities`], `None` for an
+/// attribute the sensor did not measure (no Observation is made of it); categories are the JSON
+/// wire names (`unhealthyForSensitiveGroups`, `bootingUp`). A non-finite number (never made by
+/// the simulator) becomes `null`, which STA cannot store as a measurement: callers refuse such a
+/// reading.
+pub fn results(values: &Values) -> Vec<Option<Value>> {
     match values {
         Values::Traffic(v) => {
-            vec![json!(v.intensity), json!(v.occupancy), json!(v.average_vehicle_speed), json!(v.congested)]
+            vec![result(v.intensity), result(v.occupancy), result(v.average_vehicle_speed), result(v.congested)]
         }
         Values::AirQuality(v) => vec![
-            json!(v.pm10),
-            json!(v.pm25),
-            json!(v.no2),
-            json!(v.o3),
-            json!(v.co),
-            json!(v.so2),
-            json!(v.air_quality_index),
-            json!(v.air_quality_level),
+            result(v.pm10),
+            result(v.pm25),
+            result(v.no2),
+            result(v.o3),
+            result(v.co),
+            result(v.so2),
+            result(v.air_quality_index),
+            result(v.air_quality_level),
         ],
-        Values::Parking(v) => vec![json!(v.available_spot_number), json!(v.total_spot_number), json!(v.occupancy)],
-        Values::Noise(v) => vec![json!(v.laeq), json!(v.lamax), json!(v.las)],
+        Values::Parking(v) => vec![result(v.available_spot_number), result(v.total_spot_number), result(v.occupancy)],
+        Values::Noise(v) => vec![result(v.laeq), result(v.lamax), result(v.las)],
         Values::Weather(v) => vec![
-            json!(v.temperature),
-            json!(v.relative_humidity),
-            json!(v.atmospheric_pressure),
-            json!(v.wind_speed),
-            json!(v.wind_direction),
-            json!(v.precipitation),
+            result(v.temperature),
+            result(v.relative_humidity),
+            result(v.atmospheric_pressure),
+            result(v.wind_speed),
+            result(v.wind_direction),
+            result(v.precipitation),
         ],
         Values::Light(v) => {
-            vec![json!(v.status), json!(v.power_state), json!(v.illuminance_level), json!(v.power_consumption)]
+            vec![result(v.status), result(v.power_state), result(v.illuminance_level), result(v.power_consumption)]
         }
     }
+}
+
+/// The `result` of one attribute, if the sensor measured it.
+fn result<T: serde::Serialize>(v: Option<T>) -> Option<Value> {
+    v.map(|x| json!(x))
 }
 
 /// The Smart Data Models domain of `kind` (`dataModel.<domain>` on GitHub and in attribute IRIs).
@@ -367,10 +373,10 @@ mod tests {
             observed_at: Utc.with_ymd_and_hms(2026, 11, 20, 11, 30, 0).unwrap(),
             seq: 42,
             values: Values::Traffic(Traffic {
-                intensity: 1520,
-                occupancy: 0.41,
-                average_vehicle_speed: 38.2,
-                congested: false,
+                intensity: Some(1520),
+                occupancy: Some(0.41),
+                average_vehicle_speed: Some(38.2),
+                congested: Some(false),
             }),
         }
     }
@@ -449,6 +455,7 @@ mod tests {
             let values = results(&reading.values);
             assert_eq!(qs.len(), values.len(), "{}", reading.sensor_id);
             for (q, v) in qs.iter().zip(&values) {
+                let v = v.as_ref().expect("the simulator measures every attribute");
                 let fits = match q.observation_type {
                     ObservationType::Measurement => v.is_f64() || v.is_u64(),
                     ObservationType::Count => v.is_u64(),
@@ -519,7 +526,9 @@ mod doc_tests {
                 let rows: Vec<Row> = ids
                     .iter()
                     .zip(results(&reading.values))
-                    .map(|(datastream, result)| Row { datastream, phenomenon_time: reading.observed_at, result })
+                    .filter_map(|(datastream, result)| {
+                        Some(Row { datastream, phenomenon_time: reading.observed_at, result: result? })
+                    })
                     .collect();
                 create_observations(&rows).0
             };

@@ -13,12 +13,14 @@
 //!   top-level `received_at` and the gateways' `rx_metadata[].time`.
 //! - values: the keys of `decoded_payload` (the application's payload formatter), bare numbers or
 //!   `{"value": n, "unit": "kPa"}`, mapped by [`device::attribute`]. An uplink without a
-//!   `decoded_payload` (no formatter, or it failed) is refused: the raw bytes are vendor-specific.
+//!   `decoded_payload` (no formatter, or it failed) is refused: the raw bytes are vendor-specific;
+//!   with `raw_payload = "cayenne-lpp"` its `frm_payload` is read as Cayenne LPP ([`lpp`]).
 //! - position: `uplink_message.locations`, the device's own (`frm-payload`) first, then the
 //!   registry's (`user`), then any other; else the first `rx_metadata[].location` (a gateway's
 //!   position: approximate); else the configured `lat`/`lon`.
 
-use super::device::{self, DeviceError, Observation, Options, Origin};
+use super::device::{self, DeviceError, Observation, Options, Origin, RawPayload};
+use super::lpp;
 use crate::reading::Reading;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -38,11 +40,19 @@ pub fn decode(bytes: &[u8], options: &Options, _now: DateTime<Utc>) -> Result<Ve
         Some(n) => n.as_u64().ok_or_else(|| field("uplink_message.f_cnt"))?,
     };
     let observed_at = time(&doc, up)?;
-    let object =
-        up.get("decoded_payload").and_then(Value::as_object).ok_or_else(|| field("uplink_message.decoded_payload"))?;
     let mut obs = Observation::default();
-    device::add_object(&mut obs, object)?;
-    let origin = Origin { sensor_id: device::sensor_id(device_id), observed_at, seq, position: position(up) };
+    let mut own_position = None;
+    match (up.get("decoded_payload").and_then(Value::as_object), options.raw_payload) {
+        (Some(object), _) => device::add_object(&mut obs, object)?,
+        (None, RawPayload::CayenneLpp) => {
+            let bytes = device::base64_field(up, "frm_payload", "uplink_message.frm_payload")?;
+            own_position = lpp::decode(&bytes, &mut obs)?;
+        }
+        (None, RawPayload::Refuse) => return Err(field("uplink_message.decoded_payload")),
+    }
+    // A GPS record in the payload is the device's own position, as TTN's `frm-payload` location.
+    let position = own_position.or_else(|| position(up));
+    let origin = Origin { sensor_id: device::sensor_id(device_id), observed_at, seq, position };
     Ok(vec![device::build(origin, obs, options)?])
 }
 
@@ -108,7 +118,7 @@ mod tests {
         assert_eq!(r.commune, crate::Commune::FortDeFrance);
         assert_eq!(r.observed_at.to_rfc3339(), "2026-11-21T11:30:00.100+00:00");
         let Values::Weather(w) = &r.values else { panic!() };
-        assert_eq!((w.temperature, w.relative_humidity, w.wind_speed), (27.5, 0.78, 6.1));
+        assert_eq!((w.temperature, w.relative_humidity, w.wind_speed), (Some(27.5), Some(0.78), Some(6.1)));
     }
 
     fn uplink(payload: &str, extra: &str) -> String {
@@ -127,7 +137,7 @@ mod tests {
         let r = &decode(text.as_bytes(), &Options::default(), now()).unwrap()[0];
         assert_eq!((r.seq, r.kind(), r.commune), (0, SensorKind::Parking, crate::Commune::LeMarin));
         let Values::Parking(p) = &r.values else { panic!() };
-        assert_eq!((p.available_spot_number, p.total_spot_number, p.occupancy), (0, 1, 1.0));
+        assert_eq!((p.available_spot_number, p.total_spot_number, p.occupancy), (Some(0), Some(1), Some(1.0)));
     }
 
     #[test]
@@ -136,6 +146,27 @@ mod tests {
         let opts = Options { lat: Some(14.6), lon: Some(-61.0), ..Options::default() };
         let r = &decode(text.as_bytes(), &opts, now()).unwrap()[0];
         assert_eq!(r.observed_at.to_rfc3339(), "2026-11-21T11:30:00+00:00");
+    }
+
+    /// An uplink without decoded payload, its bytes Cayenne LPP (myDevices' documented encoding):
+    /// temperature 27.2 °C on channel 3, humidity 78 %, and a GPS fix that places the device.
+    #[test]
+    fn raw_cayenne_lpp_is_read_when_the_source_says_so() {
+        let text = r#"{"end_device_ids":{"device_id":"wx-lpp"},"received_at":"2026-11-21T11:30:00Z",
+            "uplink_message":{"f_cnt":3,"frm_payload":"A2cBEAJonAGIAjrS9rE6AAPo"}}"#;
+        let e = decode(text.as_bytes(), &Options::default(), now()).unwrap_err();
+        assert_eq!(e.to_string(), "`uplink_message.decoded_payload` is missing or not of the expected type");
+        let lpp = Options { raw_payload: RawPayload::CayenneLpp, ..Options::default() };
+        let r = &decode(text.as_bytes(), &lpp, now()).unwrap()[0];
+        assert_eq!((r.kind(), r.seq, r.commune), (SensorKind::Weather, 3, crate::Commune::LeLamentin));
+        let Values::Weather(w) = &r.values else { panic!() };
+        assert_eq!((w.temperature, w.relative_humidity), (Some(27.2), Some(0.78)));
+        assert_eq!((r.lat, r.lon), (14.613, -60.999), "the GPS record of the payload");
+        let not_lpp = text.replace("A2cBEAJonAGIAjrS9rE6AAPo", "AXVVA2fu");
+        let e = decode(not_lpp.as_bytes(), &lpp, now()).unwrap_err();
+        assert_eq!(e.to_string(), "not a Cayenne LPP payload: byte 1: 0x75 is not a Cayenne LPP type");
+        let e = decode(text.replace("A2cB", "!!").as_bytes(), &lpp, now()).unwrap_err();
+        assert_eq!(e.to_string(), "`uplink_message.frm_payload` is missing or not of the expected type");
     }
 
     #[test]
@@ -149,7 +180,6 @@ mod tests {
                 "decoded_payload",
             ),
             (&uplink(r#"{"co2":900}"#, ""), "kind", "co2"),
-            (&uplink(r#"{"temperature":20}"#, ""), "values", "`relativeHumidity`"),
             (
                 &uplink(r#"{"occupied":true}"#, "").replace("2026-11-21T11:30:00Z", "0001-01-01T00:00:00Z"),
                 "time",
@@ -162,6 +192,13 @@ mod tests {
             assert_eq!(e.reason(), reason, "{text}: {e}");
             assert!(e.to_string().contains(says), "{e} should say {says}");
         }
+        // A temperature alone is a partial weather reading; read as noise, it is nothing.
+        let alone = uplink(r#"{"temperature":20}"#, "");
+        assert_eq!(decode(alone.as_bytes(), &opts, now()).unwrap()[0].values.present(), ["temperature"]);
+        let noise = Options { kind: Some(SensorKind::Noise), ..opts.clone() };
+        let e = decode(alone.as_bytes(), &noise, now()).unwrap_err();
+        assert_eq!(e.reason(), "values", "{e}");
+        assert!(e.to_string().contains("`LAeq`, `LAmax`, `LAS`"), "{e}");
         let e = decode(uplink(r#"{"occupied":true}"#, "").as_bytes(), &Options::default(), now()).unwrap_err();
         assert_eq!(e.reason(), "location", "{e}");
         let refuse = Options { unknown: device::Unknown::Refuse, ..opts };

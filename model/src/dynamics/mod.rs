@@ -66,10 +66,10 @@ impl Simulation {
         };
         let speed = (free_speed * (1.0 - 0.78 * occupancy * occupancy) + 2.0 * noise.gauss()).max(3.0);
         Traffic {
-            intensity: intensity.round() as u32,
-            occupancy: round(occupancy, 3),
-            average_vehicle_speed: round(speed, 1),
-            congested: occupancy > 0.55,
+            intensity: Some(intensity.round() as u32),
+            occupancy: Some(round(occupancy, 3)),
+            average_vehicle_speed: Some(round(speed, 1)),
+            congested: Some(occupancy > 0.55),
         }
     }
 
@@ -95,14 +95,14 @@ impl Simulation {
         let so2 = (so2_base + 0.6 * noise.gauss()).max(0.1);
         let aqi = pm10_index(pm10).max(pm25_index(pm25)).min(500.0).round() as u32;
         AirQuality {
-            pm10: round(pm10, 1),
-            pm25: round(pm25, 1),
-            no2: round(no2, 1),
-            o3: round(o3, 1),
-            co: round(co, 2),
-            so2: round(so2, 1),
-            air_quality_index: aqi,
-            air_quality_level: AirQualityLevel::from_index(aqi),
+            pm10: Some(round(pm10, 1)),
+            pm25: Some(round(pm25, 1)),
+            no2: Some(round(no2, 1)),
+            o3: Some(round(o3, 1)),
+            co: Some(round(co, 2)),
+            so2: Some(round(so2, 1)),
+            air_quality_index: Some(aqi),
+            air_quality_level: Some(AirQualityLevel::from_index(aqi)),
         }
     }
 
@@ -123,9 +123,9 @@ impl Simulation {
         let occupied_fraction = (level + 0.04 * noise.gauss()).clamp(0.0, 1.0);
         let occupied = ((total as f64) * occupied_fraction).round() as u32;
         Parking {
-            available_spot_number: total - occupied.min(total),
-            total_spot_number: total,
-            occupancy: round(occupied.min(total) as f64 / total as f64, 3),
+            available_spot_number: Some(total - occupied.min(total)),
+            total_spot_number: Some(total),
+            occupancy: Some(round(occupied.min(total) as f64 / total as f64, 3)),
         }
     }
 
@@ -135,7 +135,7 @@ impl Simulation {
         let laeq = (42.0 + 28.0 * level + 1.5 * noise.gauss()).clamp(30.0, 110.0);
         let lamax = (laeq + 8.0 + 4.0 * noise.gauss().abs()).min(125.0);
         let las = (laeq + 2.0 * noise.gauss()).clamp(25.0, 120.0);
-        Noise { laeq: round(laeq, 1), lamax: round(lamax, 1), las: round(las, 1) }
+        Noise { laeq: Some(round(laeq, 1)), lamax: Some(round(lamax, 1)), las: Some(round(las, 1)) }
     }
 
     fn weather(&self, s: &Sensor, t: DateTime<Utc>, clock: &LocalClock, noise: &mut Rng) -> Weather {
@@ -162,12 +162,12 @@ impl Simulation {
         let direction =
             (90.0 + 25.0 * (TAU * clock.day_index as f64 / 7.0).sin() + 12.0 * noise.gauss()).rem_euclid(360.0);
         Weather {
-            temperature: round(temperature, 1),
-            relative_humidity: round(humidity, 3),
-            atmospheric_pressure: round(pressure, 1),
-            wind_speed: round(wind, 1),
-            wind_direction: round(direction, 0).rem_euclid(360.0),
-            precipitation: round(rain, 1),
+            temperature: Some(round(temperature, 1)),
+            relative_humidity: Some(round(humidity, 3)),
+            atmospheric_pressure: Some(round(pressure, 1)),
+            wind_speed: Some(round(wind, 1)),
+            wind_direction: Some(round(direction, 0).rem_euclid(360.0)),
+            precipitation: Some(round(rain, 1)),
         }
     }
 
@@ -191,7 +191,12 @@ impl Simulation {
             LightStatus::Ok
         };
         let lit = if status == LightStatus::Ok { level } else { 0.0 };
-        Light { status, power_state, illuminance_level: lit, power_consumption: round(s.capacity as f64 * lit, 1) }
+        Light {
+            status: Some(status),
+            power_state: Some(power_state),
+            illuminance_level: Some(lit),
+            power_consumption: Some(round(s.capacity as f64 * lit, 1)),
+        }
     }
 }
 
