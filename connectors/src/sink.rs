@@ -37,6 +37,8 @@ pub trait Sink: Send + 'static {
     /// Hands `batch` to the client and resolves once the sink has taken it (not acknowledged yet),
     /// to the future of its [`Outcome`]. The default waits for the whole write (`send`): a sink
     /// that cannot pipeline behaves exactly as with `send`.
+    // Yielding a future is the point: the outer one is the hand-over, the inner one the answer.
+    #[allow(clippy::async_yields_async)]
     fn start(&mut self, batch: &[Reading]) -> impl Future<Output = Started> + Send {
         async move {
             let outcome = self.send(batch).await;
