@@ -46,6 +46,9 @@ struct Tracker {
     writes: HashMap<u64, Pending>,
     next_write: u64,
     connections: u64,
+    /// Taken from the channel but held by rumqttc until this packet id is acknowledged (a packet
+    /// id collision, when a broker acknowledges out of order): out of `queued`, not written yet.
+    collided: Option<(u16, Slot)>,
 }
 
 impl Tracker {
@@ -271,10 +274,21 @@ async fn drive(
                         t.answer(slot, None);
                     }
                 } else if !t.inflight.contains_key(&pkid) {
-                    // A pkid already in flight is a retransmission after reconnect, not a new reading.
-                    if let Some(slot) = t.queued.pop_front() {
+                    // A pkid already in flight is a retransmission after reconnect, not a new
+                    // reading. A held publish goes out once its packet id is free again.
+                    let slot = match t.collided {
+                        Some((held, slot)) if held == pkid => t.collided.take().map(|_| slot),
+                        _ => t.queued.pop_front(),
+                    };
+                    if let Some(slot) = slot {
                         t.inflight.insert(pkid, slot);
                     }
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => {
+                let mut t = lock(&tracker);
+                if let Some(slot) = t.queued.pop_front() {
+                    t.collided = Some((pkid, slot));
                 }
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => acknowledged(&tracker, ack.pkid),
@@ -300,14 +314,20 @@ async fn drive(
 /// colliding publish: the others vanish and their write never ends (seen in
 /// testbench/tests/mqtt_sink_in_flight.rs). So they are taken out here and handed back to the
 /// fan-out, which publishes them again: never written, they cannot arrive twice.
+/// A publish held back for a packet id collision stays in rumqttc's state across the reconnection
+/// (where, in a new session, nothing would ever free its id): it goes back the same way.
 fn hand_back_unsent(event_loop: &mut EventLoop, tracker: &Mutex<Tracker>) {
     let before = event_loop.pending.len();
     event_loop.pending.retain(|r| !matches!(r, Request::Publish(p) if p.pkid == 0));
     let unsent = before - event_loop.pending.len();
-    if unsent > 0 {
-        let why = Failure::new(Reason::Connect, format!("connection lost before {unsent} publishes went out"));
-        lock(tracker).lose_unsent(unsent, &why);
+    let mut t = lock(tracker);
+    let held = event_loop.state.collision.take().and_then(|_| t.collided.take());
+    let lost = unsent + usize::from(held.is_some());
+    let why = Failure::new(Reason::Connect, format!("connection lost before {lost} publishes went out"));
+    if let Some((_, slot)) = held {
+        t.answer(slot, Some(&why));
     }
+    t.lose_unsent(unsent, &why);
 }
 
 fn acknowledged(tracker: &Mutex<Tracker>, pkid: u16) {
