@@ -6,16 +6,45 @@
 //! startup holds back nobody. Each `send` resolves once the server has acknowledged what it took;
 //! the [`Outcome`] says which readings of the batch to try again and which the server refused for
 //! good. Everything else counts as published.
+//!
+//! A sink whose protocol lets several writes wait for their acknowledgements at once (MQTT: the
+//! next write's publishes go out while the previous write's PUBACKs are still coming) says so with
+//! [`Sink::writes_in_flight`] and [`Sink::start`]; the fan-out then keeps that many writes
+//! outstanding and settles them in the order they started. The others keep the default: one write
+//! at a time, each awaited to the end before the next.
 
 use crate::metrics::SinkMetrics;
 use smartcity_model::{Reading, SensorKind};
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
+
+/// A write already handed to a sink's client: resolves to its [`Outcome`] once the server answered
+/// every reading of it. Owns what it needs (`'static`), so that the next write can start meanwhile.
+pub type Started = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
 /// A destination of readings. Implemented once per protocol (`mqtt/sink.rs`, `kafka/sink.rs`, ...).
 pub trait Sink: Send + 'static {
     /// Writes `batch` and waits for the server's acknowledgement of it.
     fn send(&mut self, batch: &[Reading]) -> impl Future<Output = Outcome> + Send;
+
+    /// How many writes the fan-out may keep outstanding at once ([`Sink::start`]). The default, 1:
+    /// each write is awaited to its end before the next starts.
+    fn writes_in_flight(&self) -> usize {
+        1
+    }
+
+    /// Hands `batch` to the client and resolves once the sink has taken it (not acknowledged yet),
+    /// to the future of its [`Outcome`]. The default waits for the whole write (`send`): a sink
+    /// that cannot pipeline behaves exactly as with `send`.
+    // Yielding a future is the point: the outer one is the hand-over, the inner one the answer.
+    #[allow(clippy::async_yields_async)]
+    fn start(&mut self, batch: &[Reading]) -> impl Future<Output = Started> + Send {
+        async move {
+            let outcome = self.send(batch).await;
+            Box::pin(std::future::ready(outcome)) as Started
+        }
+    }
 
     /// Connects and checks that writing would work (reachable, TLS, authenticated, topic or bucket
     /// usable) without writing any reading. `Ok` carries a short description of what was checked.

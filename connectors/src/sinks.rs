@@ -11,7 +11,7 @@ use crate::mqtt::{MqttConfig, MqttSink};
 use crate::ngsi_ld::{NgsiLdConfig, NgsiLdSink};
 use crate::pulsar::{PulsarConfig, PulsarSink};
 use crate::sensorthings::{SensorThingsConfig, SensorThingsSink};
-use crate::sink::{Failure, Outcome, Sink, SinkTelemetry};
+use crate::sink::{Failure, Outcome, Sink, SinkTelemetry, Started};
 use smartcity_model::Reading;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -141,6 +141,21 @@ impl Sink for AnySink {
             AnySink::Influx(s) => s.send(batch).await,
             AnySink::NgsiLd(s) => s.send(batch).await,
             AnySink::SensorThings(s) => s.send(batch).await,
+        }
+    }
+
+    fn writes_in_flight(&self) -> usize {
+        match self {
+            AnySink::Mqtt(s) => s.writes_in_flight(),
+            _ => 1,
+        }
+    }
+
+    async fn start(&mut self, batch: &[Reading]) -> Started {
+        match self {
+            AnySink::Mqtt(s) => s.start(batch).await,
+            // The others write one batch at a time: the whole write is their `send`.
+            _ => Box::pin(std::future::ready(self.send(batch).await)),
         }
     }
 

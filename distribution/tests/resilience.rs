@@ -64,6 +64,12 @@ async fn two_instances_share_the_load_and_keep_each_sensor_in_order() {
             assert!(*seq > prev, "{id}: seq {seq} after {prev} on MQTT");
         }
     }
+    // A message counts as delivered once every target took it. FROST is the slowest (MQTT, with
+    // writes in flight, finishes well ahead): stopping before it has everything would leave the
+    // rest to the shutdown deadline, which a busy FROST can miss.
+    let observations = n as u64 / 10 * observations_per_tick();
+    let stored = wait_for(observations, Duration::from_secs(120), || run.frost_observations(&frost)).await;
+    assert!(stored >= observations, "FROST has {stored} of {observations} Observations");
     stop_a.cancel();
     stop_b.cancel();
     let (a, b) = (a.await.unwrap(), b.await.unwrap());

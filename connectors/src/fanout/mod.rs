@@ -326,6 +326,32 @@ mod tests {
         async fn close(self) {}
     }
 
+    /// Keeps up to three writes in flight; each ends with the outcome the test sends it. Its
+    /// `send` (the fan-out's retries) takes everything at once.
+    struct Pipelined {
+        started: Arc<Mutex<Vec<oneshot::Sender<Outcome>>>>,
+        sends: Arc<AtomicUsize>,
+    }
+
+    impl Sink for Pipelined {
+        async fn send(&mut self, _batch: &[Reading]) -> Outcome {
+            self.sends.fetch_add(1, Ordering::SeqCst);
+            Outcome::ok()
+        }
+        fn writes_in_flight(&self) -> usize {
+            3
+        }
+        async fn start(&mut self, _batch: &[Reading]) -> crate::sink::Started {
+            let (tx, rx) = oneshot::channel();
+            self.started.lock().unwrap().push(tx);
+            Box::pin(async move { rx.await.expect("the test answers every write") })
+        }
+        async fn check(&mut self) -> Result<String, Failure> {
+            Ok("pipelined".into())
+        }
+        async fn close(self) {}
+    }
+
     fn down() -> Outcome {
         Outcome::retry_all(10, Failure::new(Reason::Connect, "refused"))
     }
@@ -352,6 +378,45 @@ mod tests {
         let done = f.publish_tracked(batch()).await;
         assert_eq!(done.await.unwrap(), Ok(()));
         assert_eq!((a.published_total(), b.published_total(), writes.load(Ordering::SeqCst)), (10, 10, 3));
+        assert_eq!(f.close(Duration::from_secs(1)).await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_in_flight_are_settled_in_the_order_they_started() {
+        let mut f = FanOut::new();
+        let (started, sends) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicUsize::new(0)));
+        let t = SinkTelemetry::new(&SinkMetrics::register(&registry("test"), "test"), "pipelined");
+        let sink = Pipelined { started: started.clone(), sends: sends.clone() };
+        f.add(sink, "p".into(), QueueConfig { batch_size: 10, ..QueueConfig::default() }, t.clone());
+        let mut done = Vec::new();
+        for _ in 0..4 {
+            done.push(f.publish_tracked(batch()).await);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut answers: Vec<_> = std::mem::take(&mut *started.lock().unwrap());
+        assert_eq!(answers.len(), 3, "three writes in flight at once; the fourth waits for room");
+
+        // Writes 2 and 1 answer first, 1 asking for one reading again: nothing settles before 0.
+        answers.pop().unwrap().send(Outcome::ok()).unwrap();
+        let retry_one = Outcome { retry: vec![3], ..Outcome::retry_all(0, Failure::new(Reason::Connect, "cut")) };
+        answers.pop().unwrap().send(retry_one).unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(done.iter_mut().all(|d| d.try_recv().is_err()), "no batch ends before the oldest write");
+        assert_eq!(t.published_total(), 0);
+
+        answers.pop().unwrap().send(Outcome::ok()).unwrap();
+        let mut done = done.into_iter();
+        assert_eq!(done.next().unwrap().await.unwrap(), Ok(()));
+        assert_eq!(done.next().unwrap().await.unwrap(), Ok(()), "batch 1 ends once its retry is taken");
+        assert_eq!(sends.load(Ordering::SeqCst), 1, "the retry went out alone");
+        assert_eq!(done.next().unwrap().await.unwrap(), Ok(()));
+        assert_eq!(t.published_total(), 30);
+
+        // Room again: the fourth write starts.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        started.lock().unwrap().pop().expect("the fourth write started").send(Outcome::ok()).unwrap();
+        assert_eq!(done.next().unwrap().await.unwrap(), Ok(()));
+        assert_eq!(t.published_total(), 40);
         assert_eq!(f.close(Duration::from_secs(1)).await, 0);
     }
 

@@ -1,11 +1,26 @@
-//! One sink's task: takes batches from its queue, coalesces them up to `batch_size`, writes them,
-//! retries what the server did not take (with back-off, within the retry budget), keeps the
-//! metrics, and tells each tracked batch how it ended.
+//! One sink's task: takes batches from its queue, cuts them into writes of at most `batch_size`
+//! readings, keeps up to the sink's [`Sink::writes_in_flight`] writes outstanding, settles each in
+//! the order it started (metrics; retry with back-off within the retry budget), and tells each
+//! tracked batch how it ended once every write holding part of it is settled.
+//!
+//! Why writes in flight, and why this way: a write to MQTT is taken at once but ends only with its
+//! last PUBACK, which Mosquitto holds back about 40 ms (docs/performance.md); waiting for it before
+//! the next write left the connection idle. So the sink starts a write and hands back its outcome
+//! as a future, and this task starts the next one meanwhile: the smallest change that lets a sink
+//! pipeline while the guarantees stay here, written once. A reading still counts as published only
+//! once its write's outcome says so, and writes are settled strictly in order, so what upstream
+//! learns (tracked batches, metrics) follows the queue order as before. A write whose outcome asks
+//! for retries is retried, alone, before any later write is settled; the later ones stay in flight
+//! meanwhile. Sinks that do not pipeline keep a window of 1: start, wait, settle, next.
 
 use super::{GivenUp, Item, QueueConfig};
 use crate::retry::Backoff;
-use crate::sink::{Failure, Outcome, Reason, Sink, SinkTelemetry};
+use crate::sink::{Failure, Outcome, Reason, Sink, SinkTelemetry, Started};
+use futures::stream::{FuturesOrdered, StreamExt};
+use futures::FutureExt;
 use smartcity_model::{Reading, SensorKind};
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
@@ -20,6 +35,32 @@ enum Lost {
     Shutdown(Vec<usize>),
 }
 
+/// A batch taken from the queue, until every write holding part of it is settled.
+struct Held {
+    item: Item,
+    /// Its readings already put into writes (`item.batch[..next]`).
+    next: usize,
+    /// Writes holding part of it and not settled yet.
+    open: usize,
+    /// The first reason some of its readings were not taken.
+    failure: Option<GivenUp>,
+}
+
+/// A started write: its readings and the held batches they came from, in order.
+struct Write {
+    readings: Vec<Reading>,
+    /// (number of the held batch, readings of it in this write).
+    parts: Vec<(u64, usize)>,
+    started: Instant,
+}
+
+impl Write {
+    /// The number of the held batch each reading of the write came from.
+    fn owners(&self) -> Vec<u64> {
+        self.parts.iter().flat_map(|&(n, len)| std::iter::repeat_n(n, len)).collect()
+    }
+}
+
 pub(super) struct Worker<S> {
     sink: S,
     server: String,
@@ -29,6 +70,14 @@ pub(super) struct Worker<S> {
     telemetry: SinkTelemetry,
     give_up: CancellationToken,
     backoff: Backoff,
+    /// Batches taken from the queue and not finished, in queue order; `held[0]` is number `first`.
+    held: VecDeque<Held>,
+    first: u64,
+    /// `held[..whole]` are entirely in writes; `held[whole..]` still have readings to write.
+    whole: usize,
+    /// Writes in flight, oldest first, and their outcomes in the same order.
+    writes: VecDeque<Write>,
+    outcomes: FuturesOrdered<Started>,
 }
 
 impl<S: Sink> Worker<S> {
@@ -42,72 +91,85 @@ impl<S: Sink> Worker<S> {
         give_up: CancellationToken,
     ) -> Self {
         let server = format!("sink `{}` ({address})", telemetry.name);
-        Worker { sink, server, rx, room, cfg, telemetry, give_up, backoff: Backoff::default() }
+        Worker {
+            sink,
+            server,
+            rx,
+            room,
+            cfg,
+            telemetry,
+            give_up,
+            backoff: Backoff::default(),
+            held: VecDeque::new(),
+            first: 0,
+            whole: 0,
+            writes: VecDeque::new(),
+            outcomes: FuturesOrdered::new(),
+        }
     }
 
     pub(super) async fn run(mut self) {
-        let mut held: Vec<Item> = Vec::new();
-        while self.fill(&mut held).await {
-            // Coalesce what is queued into writes of at most `batch_size` readings, remembering
-            // which item each reading came from so that a tracked batch learns how it ended.
-            let readings: Vec<Reading> = held.iter().flat_map(|item| item.batch.iter().cloned()).collect();
-            let owner: Vec<usize> =
-                held.iter().enumerate().flat_map(|(n, item)| std::iter::repeat_n(n, item.batch.len())).collect();
-            let mut failed: Vec<Option<GivenUp>> = vec![None; held.len()];
-            let mut stopped = false;
-            let mut start = 0;
-            while start < readings.len() && !stopped {
-                let end = (start + self.cfg.batch_size).min(readings.len());
-                for lost in self.write(&readings[start..end]).await {
-                    let (indices, why) = match lost {
-                        Lost::GivenUp(i, why) => (i, why),
-                        Lost::Shutdown(i) => {
-                            stopped = true;
-                            (i, GivenUp::destination("the shutdown deadline passed"))
-                        }
-                    };
-                    for i in indices {
-                        failed[owner[start + i]].get_or_insert_with(|| why.clone());
+        let window = self.sink.writes_in_flight().max(1);
+        let mut open = true;
+        loop {
+            let room = self.writes.len() < window;
+            if room && self.whole < self.held.len() {
+                if !self.start_write().await {
+                    break;
+                }
+                continue;
+            }
+            if !open && self.writes.is_empty() {
+                self.sink.close().await;
+                return;
+            }
+            // Nothing to start, or no room: the oldest write's outcome, or (with room) more readings.
+            tokio::select! {
+                biased;
+                _ = self.give_up.cancelled() => break,
+                Some(outcome) = self.outcomes.next(), if !self.outcomes.is_empty() => {
+                    if !self.settle_oldest(outcome).await {
+                        break;
                     }
                 }
-                if stopped {
-                    // Not written at all: count them, and fail their batches.
-                    self.telemetry.dropped("shutdown", (readings.len() - end) as u64);
-                    for slot in &mut failed[owner.get(end).copied().unwrap_or(held.len())..] {
-                        slot.get_or_insert_with(|| GivenUp::destination("the shutdown deadline passed"));
-                    }
-                }
-                start = end;
-            }
-            for (item, failure) in held.drain(..).zip(failed) {
-                if let Some(done) = &item.done {
-                    done.finish(
-                        failure.map(|f| GivenUp { why: format!("sink `{}`: {}", self.telemetry.name, f.why), ..f }),
-                    );
-                }
-            }
-            // The items are gone: their room in the queue is free again.
-            self.telemetry.set_queue(self.cfg.capacity - self.room.available_permits());
-            if stopped {
-                self.give_up_queue().await;
-                break;
+                item = self.rx.recv(), if open && room => match item {
+                    Some(item) => self.hold(item),
+                    None => open = false,
+                },
             }
         }
+        // The shutdown deadline passed.
+        self.stop().await;
         self.sink.close().await;
     }
 
-    /// Waits for the next readings (and up to `linger_ms` for more); false once the queue is closed
-    /// and empty, or the shutdown deadline passed.
-    async fn fill(&mut self, held: &mut Vec<Item>) -> bool {
-        let first = tokio::select! {
-            item = self.rx.recv() => item,
-            _ = self.give_up.cancelled() => None,
-        };
-        let Some(first) = first else { return false };
-        let mut count = first.batch.len();
-        held.push(first);
+    fn hold(&mut self, item: Item) {
+        // `FanOut::hand_over` never queues an empty batch: each held batch has readings to write.
+        self.held.push_back(Held { item, next: 0, open: 0, failure: None });
+    }
+
+    /// Starts the next write: the held readings not written yet, then whatever else is queued
+    /// (waiting up to `linger_ms` for more), up to `batch_size`. False at the shutdown deadline.
+    async fn start_write(&mut self) -> bool {
+        let size = self.cfg.batch_size;
         let linger = tokio::time::Instant::now() + Duration::from_millis(self.cfg.linger_ms);
-        while count < self.cfg.batch_size {
+        let mut write = Write { readings: Vec::new(), parts: Vec::new(), started: Instant::now() };
+        loop {
+            while write.readings.len() < size && self.whole < self.held.len() {
+                let number = self.first + self.whole as u64;
+                let h = &mut self.held[self.whole];
+                let take = (h.item.batch.len() - h.next).min(size - write.readings.len());
+                write.readings.extend_from_slice(&h.item.batch[h.next..h.next + take]);
+                write.parts.push((number, take));
+                h.next += take;
+                h.open += 1;
+                if h.next == h.item.batch.len() {
+                    self.whole += 1;
+                }
+            }
+            if write.readings.len() >= size {
+                break;
+            }
             let next = match self.rx.try_recv() {
                 Ok(item) => Some(item),
                 Err(_) if self.cfg.linger_ms > 0 => {
@@ -116,35 +178,81 @@ impl<S: Sink> Worker<S> {
                 Err(_) => None,
             };
             match next {
-                Some(item) => {
-                    count += item.batch.len();
-                    held.push(item);
-                }
+                Some(item) => self.hold(item),
                 None => break,
             }
         }
-        true
+        write.started = Instant::now();
+        let outcome = tokio::select! {
+            started = self.sink.start(&write.readings) => Some(started),
+            _ = self.give_up.cancelled() => None,
+        };
+        self.writes.push_back(write);
+        match outcome {
+            Some(outcome) => {
+                self.outcomes.push_back(outcome);
+                true
+            }
+            // Not handed over in full: `stop` counts it with the writes in flight (it is the last).
+            None => false,
+        }
     }
 
-    /// Writes `batch` until every reading is taken, refused, or given up; returns what was not
-    /// taken (indices into `batch`).
-    async fn write(&mut self, batch: &[Reading]) -> Vec<Lost> {
+    /// Settles the oldest write with its `outcome` (retrying what it asks for); false at the
+    /// shutdown deadline.
+    async fn settle_oldest(&mut self, outcome: Outcome) -> bool {
+        let write = self.writes.pop_front().expect("one write per outcome in flight");
+        let lost = self.settle(&write.readings, outcome, write.started).await;
+        let mut stopped = false;
+        if !lost.is_empty() {
+            let owners = write.owners();
+            for lost in lost {
+                let (indices, why) = match lost {
+                    Lost::GivenUp(i, why) => (i, why),
+                    Lost::Shutdown(i) => {
+                        stopped = true;
+                        (i, GivenUp::destination("the shutdown deadline passed"))
+                    }
+                };
+                for i in indices {
+                    let h = &mut self.held[(owners[i] - self.first) as usize];
+                    h.failure.get_or_insert_with(|| why.clone());
+                }
+            }
+        }
+        for &(number, _) in &write.parts {
+            self.held[(number - self.first) as usize].open -= 1;
+        }
+        // The batches now written and settled in full, in queue order.
+        while self.whole > 0 && self.held.front().is_some_and(|h| h.open == 0) {
+            let h = self.held.pop_front().expect("checked");
+            self.first += 1;
+            self.whole -= 1;
+            self.report(h.item, h.failure);
+        }
+        // Those items are gone: their room in the queue is free again.
+        self.telemetry.set_queue(self.cfg.capacity - self.room.available_permits());
+        !stopped
+    }
+
+    fn report(&self, item: Item, failure: Option<GivenUp>) {
+        if let Some(done) = &item.done {
+            done.finish(failure.map(|f| GivenUp { why: format!("sink `{}`: {}", self.telemetry.name, f.why), ..f }));
+        }
+    }
+
+    /// Takes `first`, the outcome of `batch`'s write, and writes again (one write at a time) what
+    /// it asks for, until every reading is taken, refused, or given up; returns what was not taken
+    /// (indices into `batch`).
+    async fn settle(&mut self, batch: &[Reading], first: Outcome, mut started: Instant) -> Vec<Lost> {
         let mut lost = Vec::new();
-        // The readings still to write, as indices into `batch`.
+        let mut outcome = first.under_the_rule();
+        // What the last attempt wrote, and which readings of `batch` it held.
+        let mut attempt: Cow<'_, [Reading]> = Cow::Borrowed(batch);
         let mut todo: Vec<usize> = (0..batch.len()).collect();
         // tokio's clock, so that tests can run a budget in paused time.
         let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
-            let attempt: Vec<Reading> = todo.iter().map(|&i| batch[i].clone()).collect();
-            let started = Instant::now();
-            let outcome = tokio::select! {
-                o = self.sink.send(&attempt) => o.under_the_rule(),
-                _ = self.give_up.cancelled() => {
-                    self.telemetry.dropped("shutdown", todo.len() as u64);
-                    lost.push(Lost::Shutdown(todo));
-                    return lost;
-                }
-            };
             self.telemetry.observe_latency(started.elapsed().as_secs_f64());
             self.account(&attempt, &outcome);
             if !outcome.rejected.is_empty() {
@@ -189,6 +297,16 @@ impl<S: Sink> Worker<S> {
                     return lost;
                 }
             }
+            attempt = Cow::Owned(todo.iter().map(|&i| batch[i].clone()).collect());
+            started = Instant::now();
+            outcome = tokio::select! {
+                o = self.sink.send(&attempt) => o.under_the_rule(),
+                _ = self.give_up.cancelled() => {
+                    self.telemetry.dropped("shutdown", todo.len() as u64);
+                    lost.push(Lost::Shutdown(todo));
+                    return lost;
+                }
+            };
         }
     }
 
@@ -227,14 +345,27 @@ impl<S: Sink> Worker<S> {
         }
     }
 
-    /// At the shutdown deadline: counts what is still queued, without writing it.
-    async fn give_up_queue(&mut self) {
+    /// At the shutdown deadline: settles the writes already answered, then counts everything else
+    /// (writes still in flight, readings not written, what is still queued) as dropped, without
+    /// writing it, and fails the tracked batches it belongs to.
+    async fn stop(&mut self) {
+        while let Some(Some(outcome)) = self.outcomes.next().now_or_never() {
+            // Retries stop at once: the deadline has passed.
+            self.settle_oldest(outcome).await;
+        }
+        self.outcomes = FuturesOrdered::new();
+        let in_flight: usize = self.writes.drain(..).map(|w| w.readings.len()).sum();
+        let unwritten: usize = self.held.iter().map(|h| h.item.batch.len() - h.next).sum();
+        self.telemetry.dropped("shutdown", (in_flight + unwritten) as u64);
+        for h in std::mem::take(&mut self.held) {
+            let why = h.failure.unwrap_or_else(|| GivenUp::destination("the shutdown deadline passed"));
+            self.report(h.item, Some(why));
+        }
         self.rx.close();
         while let Some(item) = self.rx.recv().await {
             self.telemetry.dropped("shutdown", item.batch.len() as u64);
-            if let Some(done) = item.done {
-                done.finish(Some(GivenUp::destination("the shutdown deadline passed")));
-            }
+            self.report(item, Some(GivenUp::destination("the shutdown deadline passed")));
         }
+        self.telemetry.set_queue(self.cfg.capacity - self.room.available_permits());
     }
 }

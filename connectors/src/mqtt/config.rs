@@ -104,12 +104,12 @@ fn default_max_packet() -> usize {
 fn default_inflight() -> u16 {
     100
 }
-/// Writes of up to 10,000 readings. Why: a write ends when its last PUBACK is in, and Mosquitto
-/// (without `set_tcp_nodelay true`, its default) holds that PUBACK back under Nagle's algorithm
-/// until our idle side's delayed ACK fires, 40 ms on Linux. At 1,000 readings per write that tail
-/// capped a QoS 1 backfill at 17,000 readings/s; at 10,000 it reaches about 70,000 (bench/publish.sh;
-/// 73,000 with 1,000 against a Mosquitto with `set_tcp_nodelay true`). Live, a write holds what one
-/// tick produced, so this changes nothing but the backfill rate.
+/// Writes of up to 10,000 readings. Why, first: a write ends when its last PUBACK is in, and
+/// Mosquitto (without `set_tcp_nodelay true`, its default) holds that PUBACK back under Nagle's
+/// algorithm until our idle side's delayed ACK fires, 40 ms on Linux; one write at a time, 1,000
+/// readings per write capped a QoS 1 backfill at 17,000 readings/s. Since the sink keeps writes in
+/// flight (the next one goes out during that wait), 1,000 reaches about the same rate as 10,000
+/// (46,000 against 48,000/s in bench/sinks.sh, docs/performance.md); 10,000 stays, a few % ahead.
 fn default_queue() -> QueueConfig {
     QueueConfig { batch_size: 10_000, ..QueueConfig::default() }
 }
