@@ -150,7 +150,7 @@ async fn forward_pulsar(
 ) -> Result<(), String> {
     while let Some(mut delivery) = rx.recv().await {
         let payload = std::mem::take(&mut delivery.payload);
-        let topic = delivery.topic.clone();
+        let topic = std::mem::take(&mut delivery.topic);
         let message = Message::new(name.clone(), topic, payload.into(), Box::new(move || delivery.ack()));
         if out.send(message).await.is_err() {
             break;

@@ -1,6 +1,10 @@
 //! Nothing lost, on the real bench, with the `gateway` binary:
 //! - 100,000 sequence-numbered readings over MQTT QoS 1 and Kafka at once, the gateway killed with
 //!   SIGKILL twice mid-stream and restarted each time: every (sensor, seq) is in InfluxDB;
+//! - 50,000 sequence-numbered readings waiting on Pulsar in producer batches (the simulator's default,
+//!   up to 1,000 readings per batch), the gateway killed with SIGKILL twice while it reads them: every
+//!   (sensor, seq) is in InfluxDB. The broker acknowledges whole batches, so this fails when one
+//!   message's ack acknowledges the rest of its batch before it is written;
 //! - InfluxDB unreachable for 60 s under load: the spool takes the readings, drains once InfluxDB
 //!   is back, and the metrics show it.
 //!
@@ -50,6 +54,30 @@ async fn sigkill_twice_mid_stream_loses_nothing() {
     // Redelivered readings were written again, onto the same points: one point per reading.
     let points = run.influx.seqs(&run.names.bucket(), "2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z").await;
     assert_eq!(points.len(), want.len(), "one point per (sensor, seq): rewriting is idempotent");
+    gw.stop();
+    assert!(run.dead_letters("a").is_empty(), "no dead letters from valid traffic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_twice_while_reading_pulsar_batches_loses_nothing() {
+    let run = Arc::new(Run::new("gw-kill-pulsar").await);
+    // The backlog first, batched by the producer; the new subscription starts at the earliest message.
+    let (from, to) = ("2026-02-01T00:00:00Z", "2026-02-01T01:23:15Z");
+    assert_eq!(run.simulate("pk", 50, from, to, &run.pulsar_sink()).await, 50_000);
+    let sources = Sources { pulsar: true, ..Default::default() };
+    let config = run.gateway_config("a", &sources, &bench_var("BENCH_INFLUX_URL"), 1 << 30);
+    let mut gw = Gateway::start(&config, "a-1");
+    for round in 2..=3 {
+        // Writes of 2,000 readings: each kill falls between writes with batches half written.
+        let written =
+            wait_metric(&gw, "smartcity_gateway_points_written_total", 9_000.0, Duration::from_secs(120)).await;
+        assert!(written >= 9_000.0, "round {round}: only {written} written: {}", gw.log_text());
+        gw.kill9();
+        gw = Gateway::start(&config, &format!("a-{round}"));
+    }
+    let want = expected(&run, "pk", 50, 1000);
+    let got = run.wait_written(want.len(), Duration::from_secs(240)).await;
+    assert_exactly(&want, &got);
     gw.stop();
     assert!(run.dead_letters("a").is_empty(), "no dead letters from valid traffic");
 }
