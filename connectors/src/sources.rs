@@ -193,7 +193,8 @@ impl PulsarRun {
 async fn forward_pulsar(mut rx: mpsc::Receiver<PulsarDelivery>, out: mpsc::Sender<Message>, name: Arc<str>) {
     while let Some(mut delivery) = rx.recv().await {
         let payload = std::mem::take(&mut delivery.payload);
-        let topic = delivery.topic.clone();
+        // The acknowledgement needs neither: both move on without a copy.
+        let topic = std::mem::take(&mut delivery.topic);
         let message = Message::new(name.clone(), topic, payload.into(), Box::new(move || delivery.ack()));
         if out.send(message).await.is_err() {
             break;

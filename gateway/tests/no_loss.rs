@@ -1,6 +1,11 @@
 //! Nothing lost, on the real bench, with the `gateway` binary:
 //! - 100,000 sequence-numbered readings over MQTT QoS 1 and Kafka at once, the gateway killed with
 //!   SIGKILL twice mid-stream and restarted each time: every (sensor, seq) is in InfluxDB;
+//! - 50,000 sequence-numbered readings waiting on Pulsar in producer batches (the simulator's
+//!   default), the gateway killed with SIGKILL while a write holding the tails of some batches is
+//!   unanswered: every (sensor, seq) is in InfluxDB. The broker acknowledges whole batches, so this
+//!   fails when the ack of one message acknowledges the rest of its batch before it is written
+//!   (checked: per-message acks lost 62 of the 50,000);
 //! - InfluxDB unreachable for 60 s under load: the spool takes the readings, drains once InfluxDB
 //!   is back, and the metrics show it.
 //!
@@ -50,6 +55,51 @@ async fn sigkill_twice_mid_stream_loses_nothing() {
     // Redelivered readings were written again, onto the same points: one point per reading.
     let points = run.influx.seqs(&run.names.bucket(), "2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z").await;
     assert_eq!(points.len(), want.len(), "one point per (sensor, seq): rewriting is idempotent");
+    gw.stop();
+    assert!(run.dead_letters("a").is_empty(), "no dead letters from valid traffic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_while_pulsar_batches_are_half_written_loses_nothing() {
+    let run = Arc::new(Run::new("gw-kill-pulsar").await);
+    // The backlog first, 500 sensors a tick: producer batches of about 80 readings per topic. The
+    // new subscription starts at the earliest message.
+    let (from, to) = ("2026-02-01T00:00:00Z", "2026-02-01T00:08:15Z");
+    assert_eq!(run.simulate("pk", 500, from, to, &run.pulsar_sink()).await, 50_000);
+    // InfluxDB behind a gate that can hold writes unanswered; a timeout longer than the test, so
+    // that held writes stay outstanding instead of going to the spool.
+    let influx: reqwest::Url = bench_var("BENCH_INFLUX_URL").parse().unwrap();
+    let target = format!("{}:{}", influx.host_str().unwrap(), influx.port().unwrap()).parse().unwrap();
+    let gate = Gate::open_to(target).await;
+    let sources = Sources { pulsar: true, ..Default::default() };
+    let config = run.gateway_config("a", &sources, &format!("http://{}", gate.addr), 1 << 30);
+    let text = std::fs::read_to_string(&config).unwrap().replace("timeout_seconds = 5\n", "timeout_seconds = 120\n");
+    std::fs::write(&config, text).unwrap();
+    let mut gw = Gateway::start(&config, "a-1");
+    let written = wait_metric(&gw, "smartcity_gateway_points_written_total", 9_000.0, Duration::from_secs(120)).await;
+    assert!(written >= 9_000.0, "only {written} written: {}", gw.log_text());
+    // Writes of 2,000 readings end inside batches: the last answered write holds the head of some
+    // batches whose tail waits in a held write. Once nothing more is written for 3 s, every ack of
+    // the answered writes has reached the broker; then the kill.
+    gate.stall();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let before = gw.metric("smartcity_gateway_points_written_total").await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if gw.metric("smartcity_gateway_points_written_total").await == before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still writing through a stalled gate: {}", gw.log_text());
+    }
+    gw.kill9();
+    // Whatever the stalled gate held never reaches InfluxDB.
+    gate.close().await;
+    gate.resume();
+    gate.reopen().await;
+    let mut gw = Gateway::start(&config, "a-2");
+    let want = expected(&run, "pk", 500, 100);
+    let got = run.wait_written(want.len(), Duration::from_secs(240)).await;
+    assert_exactly(&want, &got);
     gw.stop();
     assert!(run.dead_letters("a").is_empty(), "no dead letters from valid traffic");
 }

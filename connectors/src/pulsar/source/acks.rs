@@ -52,8 +52,12 @@ impl Runner {
 
     pub(super) async fn ack(&mut self, origin: Origin, consumer: &mut Consumer) {
         self.done(&origin);
-        self.nacks.remove(&origin.key());
-        if let Err(e) = consumer.ack_with_id(&origin.topic, origin.id).await {
+        if !self.nacks.is_empty() {
+            self.nacks.remove(&origin.key());
+        }
+        // The broker acknowledges whole entries: only once every message of the batch is acked.
+        let Some(id) = self.entries.acked(&origin.topic, &origin.id, origin.batch_size) else { return };
+        if let Err(e) = consumer.ack_with_id(&origin.topic, id).await {
             // The consumer of that topic is gone: the message comes back, at least once.
             tracing::debug!("ack on {} not sent: {e}", origin.topic);
         }
@@ -110,6 +114,11 @@ impl Runner {
             SubscriptionType::Failover => "failover",
             SubscriptionType::Exclusive => "exclusive",
         };
-        tracing::info!("pulsar source `{}`: closed ({kind} subscription `{subscription}`)", self.src.cfg.name);
+        // Batches with a message not yet handled were not acknowledged: the broker resends them whole.
+        let partial = self.entries.open();
+        tracing::info!(
+            "pulsar source `{}`: closed ({kind} subscription `{subscription}`; {partial} batches partly handled, to be redelivered)",
+            self.src.cfg.name
+        );
     }
 }

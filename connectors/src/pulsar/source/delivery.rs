@@ -12,6 +12,8 @@ pub(super) struct Origin {
     pub(super) properties: Vec<(String, String)>,
     pub(super) key_b64: Option<bool>,
     pub(super) ordering_key: Option<Vec<u8>>,
+    /// Messages in its entry (its producer's batch); 1 when it was sent alone.
+    pub(super) batch_size: u32,
 }
 
 impl Origin {
@@ -154,6 +156,7 @@ pub(super) mod tests {
             properties: vec![("producer".into(), "sim".into()), ("reason".into(), "old".into())],
             key_b64: None,
             ordering_key: None,
+            batch_size: 3,
         }
     }
 

@@ -2,7 +2,9 @@
 //!
 //! Guarantee: at least once. A message is acknowledged only when the consumer calls
 //! [`PulsarDelivery::ack`] (after its downstream write), or once its copy on the dead-letter topic has
-//! a receipt. Whatever is unacknowledged when the consumer is recreated or the process stops is
+//! a receipt. The broker acknowledges whole entries, and a producer batch is one entry: its
+//! acknowledgement goes once every message of the batch is acked (`entry_acks.rs`), one frame per
+//! batch. Whatever is unacknowledged when the consumer is recreated or the process stops is
 //! redelivered by the broker. With `failover`/`exclusive` subscriptions a negative acknowledgement
 //! makes the broker resend every unacknowledged message, not just that one: duplicates, still at
 //! least once (`key_shared`, the default, resends only that message).
@@ -34,13 +36,15 @@
 //!
 //! Files: `mod.rs`, the source and its subscription; `delivery.rs`, a message handed on and the
 //! requests its answer sends to the run loop; `run_loop.rs`, sessions (one client and consumer each)
-//! and receiving; `acks.rs`, carrying out acks, nacks and redeliveries; `dead_letter.rs`, producing
+//! and receiving; `acks.rs`, carrying out acks, nacks and redeliveries; `entry_acks.rs`, which
+//! batches are wholly acked; `dead_letter.rs`, producing
 //! dead letters; `watchdog.rs`, the admin API backlog probe; `topic_watch.rs`, which topics' backlogs
 //! count against the consumer.
 
 mod acks;
 mod dead_letter;
 mod delivery;
+mod entry_acks;
 mod run_loop;
 mod topic_watch;
 mod watchdog;

@@ -2,6 +2,7 @@
 //! handing them on, and carrying out the requests of deliveries and of the watchdog.
 
 use super::delivery::{Cmd, Handle, MsgKey, Origin};
+use super::entry_acks::EntryAcks;
 use super::topic_watch::TopicWatch;
 use super::watchdog::Probe;
 use super::{Client, Consumer, PulsarDelivery, PulsarSource, TOPIC_REFRESH};
@@ -37,6 +38,8 @@ pub(super) struct Runner {
     pub(super) probe_failures: u64,
     /// Dead letters sent whose receipt has not come back yet.
     pub(super) receipts_due: usize,
+    /// Batches (entries) with some of their messages acknowledged.
+    pub(super) entries: EntryAcks,
     /// `received` of the metrics, for this source.
     received: prometheus::IntCounter,
 }
@@ -57,6 +60,7 @@ impl Runner {
             session: 0,
             probe_failures: 0,
             receipts_due: 0,
+            entries: EntryAcks::default(),
             received,
         })
     }
@@ -219,7 +223,12 @@ impl Runner {
             return None;
         }
         self.received.inc();
-        *self.in_flight.entry(topic.clone()).or_default() += 1;
+        match self.in_flight.get_mut(&topic) {
+            Some(n) => *n += 1,
+            None => {
+                self.in_flight.insert(topic.clone(), 1);
+            }
+        }
         let meta = payload.metadata;
         let origin = Origin {
             topic: topic.clone(),
@@ -227,8 +236,10 @@ impl Runner {
             properties: meta.properties.into_iter().map(|kv| (kv.key, kv.value)).collect(),
             key_b64: meta.partition_key_b64_encoded,
             ordering_key: meta.ordering_key,
+            batch_size: meta.num_messages_in_batch.map_or(1, |n| n.max(1) as u32),
         };
-        let redeliveries = self.nacks.get(&origin.key()).map_or(0, |(n, _)| *n);
+        // Nacks are rare: no key (a copy of the topic name) per message when there are none.
+        let redeliveries = if self.nacks.is_empty() { 0 } else { self.nacks.get(&origin.key()).map_or(0, |(n, _)| *n) };
         Some(PulsarDelivery {
             topic,
             payload: payload.data,
