@@ -15,9 +15,10 @@
 
 mod common;
 
-use common::{assert_exactly, expected, wait_metric, wait_mqtt_connected, Gateway, Run, Sources};
+use common::{
+    assert_exactly, edit_config, expected, influx_gate, wait_metric, wait_mqtt_connected, Gateway, Run, Sources,
+};
 use smartcity_testbench::bench_var;
-use smartcity_testbench::gate::Gate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,13 +69,10 @@ async fn sigkill_while_pulsar_batches_are_half_written_loses_nothing() {
     assert_eq!(run.simulate("pk", 500, from, to, &run.pulsar_sink()).await, 50_000);
     // InfluxDB behind a gate that can hold writes unanswered; a timeout longer than the test, so
     // that held writes stay outstanding instead of going to the spool.
-    let influx: reqwest::Url = bench_var("BENCH_INFLUX_URL").parse().unwrap();
-    let target = format!("{}:{}", influx.host_str().unwrap(), influx.port().unwrap()).parse().unwrap();
-    let gate = Gate::open_to(target).await;
+    let gate = influx_gate().await;
     let sources = Sources { pulsar: true, ..Default::default() };
     let config = run.gateway_config("a", &sources, &format!("http://{}", gate.addr), 1 << 30);
-    let text = std::fs::read_to_string(&config).unwrap().replace("timeout_seconds = 5\n", "timeout_seconds = 120\n");
-    std::fs::write(&config, text).unwrap();
+    edit_config(&config, "timeout_seconds = 5\n", "timeout_seconds = 120\n");
     let mut gw = Gateway::start(&config, "a-1");
     let written = wait_metric(&gw, "smartcity_gateway_points_written_total", 9_000.0, Duration::from_secs(120)).await;
     assert!(written >= 9_000.0, "only {written} written: {}", gw.log_text());
@@ -107,9 +105,7 @@ async fn sigkill_while_pulsar_batches_are_half_written_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn influxdb_away_for_60_s_under_load_loses_nothing() {
     let run = Arc::new(Run::new("gw-influx-away").await);
-    let influx: reqwest::Url = bench_var("BENCH_INFLUX_URL").parse().unwrap();
-    let target = format!("{}:{}", influx.host_str().unwrap(), influx.port().unwrap()).parse().unwrap();
-    let gate = Gate::open_to(target).await;
+    let gate = influx_gate().await;
     let sources = Sources { mqtt: true, ..Default::default() };
     let config = run.gateway_config("a", &sources, &format!("http://{}", gate.addr), 1 << 30);
     let gw = Gateway::start(&config, "a");

@@ -5,17 +5,15 @@
 
 mod common;
 
-use common::{assert_exactly, expected, wait_metric, wait_mqtt_connected, Gateway, Run, Sources};
-use smartcity_testbench::bench_var;
-use smartcity_testbench::gate::Gate;
+use common::{
+    assert_exactly, edit_config, expected, influx_gate, wait_metric, wait_mqtt_connected, Gateway, Run, Sources,
+};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_the_bound_it_stops_acknowledging_and_drops_nothing() {
     let run = Run::new("gw-bound").await;
-    let influx: reqwest::Url = bench_var("BENCH_INFLUX_URL").parse().unwrap();
-    let target = format!("{}:{}", influx.host_str().unwrap(), influx.port().unwrap()).parse().unwrap();
-    let gate = Gate::open_to(target).await;
+    let gate = influx_gate().await;
     gate.close().await;
     let sources = Sources { mqtt: true, ..Default::default() };
     // 1 MiB: about 3,000 readings.
@@ -25,13 +23,7 @@ async fn at_the_bound_it_stops_acknowledging_and_drops_nothing() {
     // does not keep to its in-flight window then), and with the default queue of 20,000 every
     // reading fit in the gateway's queues. Here: the MQTT buffer (1,000), the message channel
     // (1,024), this queue (1,000) and the batch held (1,000), on top of the spool's 3,000 or so.
-    let toml = std::fs::read_to_string(&config).unwrap().replacen(
-        "[writer]\nbatch_size = 2000\n",
-        "[writer]\nbatch_size = 1000\nqueue_capacity = 1000\n",
-        1,
-    );
-    assert!(toml.contains("queue_capacity = 1000"), "the writer settings were replaced: {toml}");
-    std::fs::write(&config, toml).unwrap();
+    edit_config(&config, "[writer]\nbatch_size = 2000\n", "[writer]\nbatch_size = 1000\nqueue_capacity = 1000\n");
     let gw = Gateway::start(&config, "a");
     wait_mqtt_connected(&gw).await;
 

@@ -13,8 +13,9 @@
 
 mod common;
 
-use common::{assert_exactly, expected, wait_metric, wait_mqtt_connected, Gateway, Run, Sources};
-use smartcity_testbench::bench_var;
+use common::{
+    assert_exactly, edit_config, expected, influx_gate, wait_metric, wait_mqtt_connected, Gateway, Run, Sources,
+};
 use smartcity_testbench::gate::Gate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,17 +25,11 @@ const IN_FLIGHT: f64 = 4.0;
 /// A gate in front of the bench's InfluxDB, and the config of a gateway reading MQTT and Kafka that
 /// writes through it in batches of 1,000, `IN_FLIGHT` at once, with `timeout_seconds`.
 async fn setup(run: &Run, timeout_seconds: u64) -> (Arc<Gate>, std::path::PathBuf) {
-    let influx: reqwest::Url = bench_var("BENCH_INFLUX_URL").parse().unwrap();
-    let target = format!("{}:{}", influx.host_str().unwrap(), influx.port().unwrap()).parse().unwrap();
-    let gate = Gate::open_to(target).await;
+    let gate = influx_gate().await;
     let sources = Sources { mqtt: true, kafka: true, ..Default::default() };
     let config = run.gateway_config("a", &sources, &format!("http://{}", gate.addr), 1 << 30);
-    let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.contains("timeout_seconds = 5\n") && text.contains("batch_size = 2000\n"), "{text}");
-    let text = text
-        .replace("timeout_seconds = 5\n", &format!("timeout_seconds = {timeout_seconds}\n"))
-        .replace("batch_size = 2000\n", &format!("batch_size = 1000\nwrites_in_flight = {IN_FLIGHT}\n"));
-    std::fs::write(&config, text).unwrap();
+    edit_config(&config, "timeout_seconds = 5\n", &format!("timeout_seconds = {timeout_seconds}\n"));
+    edit_config(&config, "batch_size = 2000\n", &format!("batch_size = 1000\nwrites_in_flight = {IN_FLIGHT}\n"));
     (gate, config)
 }
 

@@ -6,6 +6,7 @@
 
 use smartcity_model::Catalogue;
 use smartcity_testbench::bench_var;
+use smartcity_testbench::gate::Gate;
 use smartcity_testbench::readback::Influx;
 use smartcity_testbench::sim_config::{secret_file, RunNames};
 use std::collections::BTreeSet;
@@ -389,4 +390,19 @@ pub async fn wait_log(gw: &Gateway, needle: &str, timeout: Duration) {
         assert!(Instant::now() < deadline, "no `{needle}` in the log: {}", gw.log_text());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A TCP gate in front of the bench's InfluxDB, for tests that cut, stall or hold its answers.
+pub async fn influx_gate() -> std::sync::Arc<Gate> {
+    let influx: reqwest::Url = bench_var("BENCH_INFLUX_URL").parse().expect("BENCH_INFLUX_URL is a URL");
+    let target = format!("{}:{}", influx.host_str().expect("a host"), influx.port().expect("a port"));
+    Gate::open_to(target.parse().expect("host:port")).await
+}
+
+/// Replaces `from` with `to` in the config file. `from` must be there: a default that changed in
+/// `Run::gateway_config` fails the test instead of leaving the setting unedited.
+pub fn edit_config(config: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    assert!(text.contains(from), "`{from}` is not in {}: {text}", config.display());
+    std::fs::write(config, text.replacen(from, to, 1)).unwrap();
 }
