@@ -10,7 +10,9 @@
 #   BENCH_RUNS=N runs per contender (default 5); BENCH_INGEST_LOGS=DIR keeps every log and config;
 #   BENCH_PROFILE=DIR profiles each contender's first run of each path with perf (999 Hz, all
 #   threads) and writes its hottest functions to DIR/<path>-<contender>.txt;
-#   BENCH_INGEST_SOURCES="pulsar ..." measures only those paths (default: mqtt kafka kafka-rest pulsar).
+#   BENCH_INGEST_SOURCES="pulsar ..." measures only those paths (default: mqtt kafka kafka-rest pulsar);
+#   BENCH_GATEWAY_BASELINE=PATH adds a gateway binary built elsewhere (e.g. from an older commit) as
+#   one more contender, "baseline", interleaved with the others: before/after figures of one run.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_up mosquitto kafka kafka-bridge pulsar influxdb
 eval "$(bench/peers.sh)"
@@ -26,7 +28,10 @@ for s in "${sources[@]}"; do
 done
 measured() { [[ " ${sources[*]} " == *" $1 "* ]]; }
 # Telegraf has inputs for MQTT and Kafka only.
-contenders() { case "$1" in mqtt | kafka) echo gateway telegraf ;; *) echo gateway ;; esac; }
+contenders() {
+  local base=${BENCH_GATEWAY_BASELINE:+baseline}
+  case "$1" in mqtt | kafka) echo gateway $base telegraf ;; *) echo gateway $base ;; esac
+}
 pid=""
 mqtt_sessions=()
 
@@ -141,7 +146,10 @@ EOF
 
 start() { # start CONTENDER RUN LOG [PORT]: in the background, sets pid
   case "$1" in
-    gateway) RUST_LOG=info target/release/gateway --config "$dir/$2.toml" --data-dir "$dir/$2-data" --http-listen "127.0.0.1:$4" > "$3" 2>&1 & ;;
+    gateway | baseline)
+      local bin=target/release/gateway
+      [ "$1" = baseline ] && bin=$BENCH_GATEWAY_BASELINE
+      RUST_LOG=info "$bin" --config "$dir/$2.toml" --data-dir "$dir/$2-data" --http-listen "127.0.0.1:$4" > "$3" 2>&1 & ;;
     telegraf) INFLUX_TOKEN="$BENCH_INFLUX_TOKEN" "$TELEGRAF" --config "$dir/$2.conf" > "$3" 2>&1 & ;;
   esac
   pid=$!
@@ -149,23 +157,30 @@ start() { # start CONTENDER RUN LOG [PORT]: in the background, sets pid
 stop() { kill -TERM "$pid"; wait "$pid" || echo "exited non-zero on SIGTERM: $1" >&2; pid=""; }
 written() { # written CONTENDER LOG PORT: points the contender reports written so far
   case "$1" in
-    gateway) metric "$3" smartcity_gateway_points_written_total ;;
+    gateway | baseline) metric "$3" smartcity_gateway_points_written_total ;;
     telegraf) { grep -o 'Wrote batch of [0-9]* metrics' "$2" || true; } | awk '{ s += $4 } END { print s + 0 }' ;;
   esac
 }
 connected() { # connected CONTENDER LOG PORT: subscribed to the broker (the MQTT session exists)
   case "$1" in
-    gateway) [ "$(metric "$3" 'smartcity_gateway_source_connected{source="mqtt"}')" = 1 ] ;;
+    gateway | baseline) [ "$(metric "$3" 'smartcity_gateway_source_connected{source="mqtt"}')" = 1 ] ;;
     telegraf) grep -q 'Connected \[' "$2" ;;
   esac
 }
+
+# Where the cores went during a run: CPU ticks of InfluxDB, of the source's broker (the REST proxy
+# path counts Kafka and the proxy), and of the whole machine (busy, total; /proc/stat).
+broker_pids() { case "$1" in mqtt) cat target/bench/run/mosquitto.pid ;; kafka) cat target/bench/run/kafka.pid ;; kafka-rest) cat target/bench/run/kafka.pid target/bench/run/kafka-bridge.pid ;; pulsar) cat target/bench/run/pulsar.pid ;; esac; }
+pids_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(cpu_ticks "$p"))); done; echo "$t"; }
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+server_ticks() { echo "$(pids_ticks "$(cat target/bench/run/influxdb.pid)") $(pids_ticks $(broker_pids "$1")) $(machine_ticks)"; }
 
 # One measured run; appends "rate cpu_s_per_100k peak_rss_mib lost" to $dir/SOURCE-CONTENDER.rows.
 one_run() { # one_run SOURCE CONTENDER I
   local src="$1" c="$2" run port log t0 t1 c0 c1 hwm got=0 last=0 stalled=0 count first_t="" first_n=0
   run="ingest-$src-$c-$$-$3-$(date +%s%N)"
   new_bucket "$run" "$dir/buckets"
-  if [ "$c" = gateway ]; then gateway_conf "$src" "$run" > "$dir/$run.toml"; else telegraf_conf "$src" "$run" > "$dir/$run.conf"; fi
+  if [ "$c" = telegraf ]; then telegraf_conf "$src" "$run" > "$dir/$run.conf"; else gateway_conf "$src" "$run" > "$dir/$run.toml"; fi
   port=$(free_port)
   if [ "$src" = mqtt ]; then
     # A first start creates the persistent session and its subscription; the broker then queues the
@@ -179,6 +194,8 @@ one_run() { # one_run SOURCE CONTENDER I
   fi
   backlog "$src" "$run"
   log="$dir/$run.log"
+  local s0 s1
+  s0=$(server_ticks "$src")
   t0=$(date +%s.%N)
   start "$c" "$run" "$log" "$port"
   c0=$(cpu_ticks "$pid")
@@ -197,6 +214,7 @@ one_run() { # one_run SOURCE CONTENDER I
     if [ "$stalled" -ge 1200 ]; then echo "$c stalled at $got of $n ($run)" >&2; break; fi # 60 s without a write
   done
   t1=$(date +%s.%N)
+  s1=$(server_ticks "$src")
   c1=$(cpu_ticks "$pid")
   hwm=$(peak_rss_mib "$pid")
   if [ -n "$perf" ]; then
@@ -212,7 +230,10 @@ one_run() { # one_run SOURCE CONTENDER I
     # Once writing: from the first poll that saw a point written to the last (50 ms polls).
     steady=$(awk -v n="$((n - first_n))" -v a="$first_t" -v b="$t1" 'BEGIN { printf "%d", (b > a) ? n / (b - a) : 0 }')
   fi
-  echo "$rate $(awk -v c="$((c1 - c0))" -v t="$CLK_TCK" -v w="$got" 'BEGIN { printf "%.2f", c / t * 100000 / (w > 0 ? w : 1) }') $hwm $((n - count)) $steady" >> "$dir/$src-$c.rows"
+  # Columns: rate, CPU s per 100,000, peak RSS MiB, lost, rate once writing, then InfluxDB's and the
+  # broker's CPU s per 100,000 and the machine's busy share of all its cores (%) over the same time.
+  echo "$rate $(awk -v c="$((c1 - c0))" -v t="$CLK_TCK" -v w="$got" 'BEGIN { printf "%.2f", c / t * 100000 / (w > 0 ? w : 1) }') $hwm $((n - count)) $steady" \
+    "$(echo "$s0 $s1" | awk -v t="$CLK_TCK" -v w="$got" '{ w = w > 0 ? w : 1; printf "%.2f %.2f %d", ($5 - $1) / t * 100000 / w, ($6 - $2) / t * 100000 / w, 100 * ($7 - $3) / ($8 - $4) }')" >> "$dir/$src-$c.rows"
   progress "ingest $src run $3: $c $rate readings/s ($steady once writing), $count of $n in InfluxDB, $(grep -ciE 'WARN|ERROR|E!|W!' "$log" || true) warning/error lines"
 }
 
@@ -241,6 +262,25 @@ for shape in 5000x1 5000x2 5000x4 10000x2; do
   for i in $(seq "$RUNS"); do ceiling[$shape]+="$(ceiling_run "${shape%x*}" "${shape#*x}" "$i") "; done
   progress "ingest ceiling $shape: ${ceiling[$shape]}"
 done
+# The MQTT path's other ceiling: Mosquitto alone replaying the same backlog, queued the same way for
+# a persistent session, to mosquitto_sub (QoS 1: it acknowledges each message at once and writes
+# nothing). The gateway from MQTT cannot be faster than this, whatever InfluxDB takes.
+mosquitto_run() { # mosquitto_run I -> readings per second
+  local run="ingest-mosquitto-$$-$1-$(date +%s%N)" t0 t1 m=(-h "$BENCH_MQTT_HOST" -p "$BENCH_MQTT_PORT")
+  mosquitto_sub "${m[@]}" -q 1 -c -i "$run-c" -t "bench/$run/#" -E
+  backlog mqtt "$run"
+  t0=$(date +%s.%N)
+  mosquitto_sub "${m[@]}" -q 1 -c -i "$run-c" -t "bench/$run/#" -C "$n" -W 300 > /dev/null ||
+    { echo "mosquitto_sub did not receive $n messages ($run)" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  mosquitto_sub "${m[@]}" -i "$run-c" -t bench/none -E # a clean connect ends the session
+  awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d\n", n / (b - a) }'
+}
+mosquitto_alone=""
+if measured mqtt; then
+  for i in $(seq "$RUNS"); do mosquitto_alone+="$(mosquitto_run "$i") "; done
+  progress "ingest Mosquitto alone: $mosquitto_alone"
+fi
 best=""
 for shape in "${!ceiling[@]}"; do
   m=$(echo "${ceiling[$shape]}" | stats | cut -d' ' -f1)
@@ -249,6 +289,17 @@ done
 top=$(echo "${ceiling[$best]}" | stats | cut -d' ' -f1)
 
 col() { awk -v k="$2" '{ print $k }' "$dir/$1.rows" | stats; }
+# Ratios run by run (the contenders' runs interleave: run i of one over run i of the other), as
+# "median× (min–max)": the spread says whether a target is met by the median or by luck.
+# paired A COL_A B COL_B, or paired A COL_A - "VALUES" (one value per run, in run order).
+paired() {
+  local b
+  if [ "$3" = - ]; then b=$(echo "$4" | tr ' ' '\n' | grep .); else b=$(awk -v k="$4" '{ print $k }' "$dir/$3.rows"); fi
+  paste -d' ' <(awk -v k="$2" '{ print $k }' "$dir/$1.rows") <(echo "$b") |
+    awk '$2 > 0 { printf "%.2f\n", $1 / $2 }' | tr '\n' ' ' | stats | awk '{ printf "%s× (%s–%s)\n", $1, $2, $3 }'
+}
+# "0.63× (0.55–0.70)" -> "63 % (55–70 %)"
+percent() { tr -d '×()' | tr '–' ' ' | awk '{ printf "%.0f %% (%.0f–%.0f %%)\n", 100 * $1, 100 * $2, 100 * $3 }'; }
 label() { case "$1" in mqtt) echo "MQTT → InfluxDB" ;; kafka) echo "Kafka → InfluxDB" ;; kafka-rest) echo "Kafka REST proxy → InfluxDB" ;; pulsar) echo "Pulsar → InfluxDB" ;; esac; }
 lost_total=0
 cat <<EOF
@@ -289,9 +340,13 @@ for src in "${sources[@]}"; do
   for c in $(contenders "$src"); do
     lost=$(awk '{ s += $4 } END { print s + 0 }' "$dir/$src-$c.rows"); lost_total=$((lost_total + lost))
     r1=""; r2=""
-    if [ "$c" = telegraf ]; then name=Telegraf; else name="our gateway"; fi
-    if [ "$c" = gateway ] && [ -n "$tg" ]; then r1=$(ratio "$gw" "$tg"); r2=$(ratio "$tgc" "$gwc"); fi
+    case "$c" in telegraf) name=Telegraf ;; baseline) name="baseline gateway (\`BENCH_GATEWAY_BASELINE\`)" ;; *) name="our gateway" ;; esac
+    if [ "$c" = gateway ] && [ -n "$tg" ]; then r1=$(paired "$src-gateway" 1 "$src-telegraf" 1); r2=$(paired "$src-telegraf" 2 "$src-gateway" 2); fi
     if [ "$c" = gateway ] && [ -z "$tg" ]; then r1="(Telegraf has no input for it)"; fi
+    if [ "$c" = baseline ]; then
+      r1="gateway ÷ baseline, once writing: $(paired "$src-gateway" 5 "$src-baseline" 5)"
+      r2="baseline ÷ gateway: $(paired "$src-baseline" 2 "$src-gateway" 2)"
+    fi
     echo "| $(label "$src") | $name | $(col "$src-$c" 1 | fmt_stats) | $(col "$src-$c" 5 | fmt_stats) | $(col "$src-$c" 2 | fmt_stats) | $(col "$src-$c" 3 | fmt_stats) | $lost of $((RUNS * n)) | $r1 | $r2 |"
   done
 done
@@ -308,11 +363,37 @@ EOF
 for shape in 5000x1 5000x2 5000x4 10000x2; do
   echo "| ${shape/x/ × }$([ "$shape" = "$best" ] && echo " (**ceiling**)") | $(echo "${ceiling[$shape]}" | stats | fmt_stats) |"
 done
-gm=$(measured mqtt && col mqtt-gateway 5 | cut -d' ' -f1 || echo 0); gk=$(measured kafka && col kafka-gateway 5 | cut -d' ' -f1 || echo 0)
 figure ingest_ceiling "$top"; figure ingest_lost "$lost_total"
+echo
+for src in kafka mqtt; do
+  measured "$src" || continue
+  echo "- Once writing, our gateway from $(label "$src" | cut -d' ' -f1) reaches **$(paired "$src-gateway" 5 - "${ceiling[$best]}" | percent)** of the ceiling (run i over the ceiling's run i)."
+done
+if measured mqtt; then
+  figure ingest_mqtt_mosquitto_alone "$(echo "$mosquitto_alone" | stats | cut -d' ' -f1)"
+  cat <<EOF
+- **Mosquitto alone**, the MQTT path's own ceiling: the same backlog queued the same way for a
+  persistent session, replayed to \`mosquitto_sub -q 1\` (it acknowledges each message at once and
+  writes nothing): $(echo "$mosquitto_alone" | stats | fmt_stats) readings/s. Once writing, our gateway from MQTT
+  reaches **$(paired mqtt-gateway 5 - "$mosquitto_alone" | percent)** of it.
+EOF
+fi
 cat <<EOF
 
-Once writing, our gateway reaches **$(awk -v a="$gk" -v b="$top" 'BEGIN { printf "%.0f", 100 * a / b }') %** of the ceiling from Kafka and **$(awk -v a="$gm" -v b="$top" 'BEGIN { printf "%.0f", 100 * a / b }') %** from MQTT.
+**Where the two cores went** during the runs above (the same time span as the CPU column; the
+broker is Mosquitto, Kafka, Kafka and the REST proxy, or Pulsar): CPU seconds per 100,000 readings
+of the contender, of InfluxDB and of the broker, and the machine's busy share of both cores. A run
+with the machine near 100 % busy is bound by the sum of these costs, not by waiting.
+
+| path | contender | contender CPU s | InfluxDB CPU s | broker CPU s | machine busy |
+| --- | --- | --- | --- | --- | --- |
+EOF
+for src in "${sources[@]}"; do
+  for c in $(contenders "$src"); do
+    echo "| $(label "$src") | $c | $(col "$src-$c" 2 | fmt_stats) | $(col "$src-$c" 6 | fmt_stats) | $(col "$src-$c" 7 | fmt_stats) | $(col "$src-$c" 8 | fmt_stats) % |"
+  done
+done
+cat <<EOF
 
 Command: \`bench/ingest.sh\`
 EOF

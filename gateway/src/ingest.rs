@@ -8,7 +8,9 @@ use crate::metrics::GatewayMetrics;
 use crate::state::{Accepted, CityState};
 use crate::writer::Item;
 use chrono::Utc;
+use prometheus::IntCounter;
 use smartcity_connectors::source::{Ack, Message};
+use smartcity_model::SensorKind;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,8 +28,10 @@ pub struct Ingest {
 impl Ingest {
     /// Consumes messages until every source is gone; the writer's input closes when this returns.
     pub async fn run(self, mut input: mpsc::Receiver<Message>, writer: mpsc::Sender<Item>) {
+        // Looked up once: a labelled counter's lookup hashes its labels, at every reading otherwise.
+        let accepted = SensorKind::ALL.map(|k| self.metrics.accepted.with_label_values(&[k.as_str()]));
         while let Some(message) = input.recv().await {
-            for item in self.handle(message) {
+            for item in self.handle(message, &accepted) {
                 if writer.send(item).await.is_err() {
                     return; // the writer is gone: stopping
                 }
@@ -36,7 +40,7 @@ impl Ingest {
     }
 
     /// The readings to write (a SenML pack can hold several), or none when the message was set aside.
-    fn handle(&self, message: Message) -> Vec<Item> {
+    fn handle(&self, mut message: Message, accepted: &[IntCounter; 6]) -> Vec<Item> {
         let rule = self.rules.get(&*message.source);
         let decoded = match rule {
             Some(rule) => decode::decode_all(rule, &message.topic, &message.payload, self.max_message_bytes),
@@ -51,11 +55,11 @@ impl Ingest {
         };
         let counts_frames = rule.is_some_and(TopicRule::counts_frames);
         for reading in &readings {
-            let kind = reading.kind();
+            let accepted = &accepted[reading.kind() as usize];
             match self.state.accept(reading) {
-                Accepted::InOrder => self.metrics.accepted.with_label_values(&[kind.as_str()]).inc(),
+                Accepted::InOrder => accepted.inc(),
                 Accepted::AfterGap { missing } => {
-                    self.metrics.accepted.with_label_values(&[kind.as_str()]).inc();
+                    accepted.inc();
                     // A seq that is no frame counter (SenML: a time) says nothing of losses.
                     if counts_frames {
                         self.metrics.gaps.inc_by(missing);
@@ -65,12 +69,18 @@ impl Ingest {
             }
         }
         self.metrics.sensors.set(self.state.sensor_count() as i64);
-        let (source, topic) = (message.source.clone(), message.topic.clone());
-        let acks = split_ack(message, readings.len());
+        let (source, mut topic) = (message.source.clone(), std::mem::take(&mut message.topic));
+        let n = readings.len();
+        let acks = split_ack(message, n);
+        // The topic is copied only for the readings of a pack but its last (most messages hold one).
         readings
             .into_iter()
             .zip(acks)
-            .map(|(reading, ack)| Item { reading, source: source.clone(), topic: topic.clone(), ack })
+            .enumerate()
+            .map(|(i, (reading, ack))| {
+                let topic = if i + 1 == n { std::mem::take(&mut topic) } else { topic.clone() };
+                Item { reading, source: source.clone(), topic, ack }
+            })
             .collect()
     }
 

@@ -104,6 +104,12 @@ fn tag(key: &str, value: &str, out: &mut String) {
 /// no way to write it (it would escape the separator that follows), and our ids never hold one.
 fn escape(s: &str, special: &[char], out: &mut String) {
     let s = s.trim_end_matches('\\');
+    // Most names need nothing escaped: copied at once (the char-by-char path was ~5 % of the
+    // gateway's CPU). Every special character is ASCII, so a byte test finds them.
+    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control() && !special.iter().any(|&c| c as u32 == b as u32)) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         let c = if c.is_control() { ' ' } else { c };
         if special.contains(&c) {
