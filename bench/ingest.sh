@@ -195,6 +195,7 @@ one_run() { # one_run SOURCE CONTENDER I
   backlog "$src" "$run"
   log="$dir/$run.log"
   local s0 s1
+  influx_quiet
   s0=$(server_ticks "$src")
   t0=$(date +%s.%N)
   start "$c" "$run" "$log" "$port"
@@ -245,6 +246,7 @@ ceiling_run() { # ceiling_run BATCH PARALLEL I -> readings per second
   local run="ingest-ceiling-$1x$2-$$-$3-$(date +%s%N)" t0 t1
   new_bucket "$run" "$dir/buckets"
   rm -rf "$dir/split" && mkdir "$dir/split" && split -l "$1" "$dir/lines" "$dir/split/b"
+  influx_quiet
   t0=$(date +%s.%N)
   find "$dir/split" -type f | sort | xargs -P "$2" -I{} curl -sS --fail-with-body -o /dev/null \
     -H "Authorization: Token $BENCH_INFLUX_TOKEN" -H 'Content-Type: text/plain; charset=utf-8' \
@@ -254,8 +256,16 @@ ceiling_run() { # ceiling_run BATCH PARALLEL I -> readings per second
   awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d\n", n / (b - a) }'
 }
 
+# InfluxDB alone, as it was beside each path's runs: its speed drifts threefold over a bench (its
+# compactions of the earlier runs' points, other work on the two cores), so each run of the gateway
+# is compared with a ceiling run (the default shape, 10,000 lines x 2 requests) made right after it.
+declare -A beside
 for src in "${sources[@]}"; do
-  for i in $(seq "$RUNS"); do for c in $(contenders "$src"); do one_run "$src" "$c" "$i"; done; done
+  for i in $(seq "$RUNS"); do
+    for c in $(rotate "$i" $(contenders "$src")); do one_run "$src" "$c" "$i"; done
+    beside[$src]+="$(ceiling_run 10000 2 "beside-$src-$i") "
+  done
+  progress "ingest $src: InfluxDB alone beside its runs: ${beside[$src]}"
 done
 declare -A ceiling
 for shape in 5000x1 5000x2 5000x4 10000x2; do
@@ -332,6 +342,7 @@ for src in "${sources[@]}"; do
   gw=$(col "$src-gateway" 1 | cut -d' ' -f1); gwc=$(col "$src-gateway" 2 | cut -d' ' -f1)
   figure "ingest_${src}_gateway" "$gw"; figure "ingest_${src}_gateway_cpu" "$gwc"
   figure "ingest_${src}_gateway_steady" "$(col "$src-gateway" 5 | cut -d' ' -f1)"
+  figure "ingest_${src}_gateway_rss" "$(col "$src-gateway" 3 | cut -d' ' -f1)"
   tg=""; tgc=""
   if [ -f "$dir/$src-telegraf.rows" ]; then
     tg=$(col "$src-telegraf" 1 | cut -d' ' -f1); tgc=$(col "$src-telegraf" 2 | cut -d' ' -f1)
@@ -341,7 +352,10 @@ for src in "${sources[@]}"; do
     lost=$(awk '{ s += $4 } END { print s + 0 }' "$dir/$src-$c.rows"); lost_total=$((lost_total + lost))
     r1=""; r2=""
     case "$c" in telegraf) name=Telegraf ;; baseline) name="baseline gateway (\`BENCH_GATEWAY_BASELINE\`)" ;; *) name="our gateway" ;; esac
-    if [ "$c" = gateway ] && [ -n "$tg" ]; then r1=$(paired "$src-gateway" 1 "$src-telegraf" 1); r2=$(paired "$src-telegraf" 2 "$src-gateway" 2); fi
+    if [ "$c" = gateway ] && [ -n "$tg" ]; then
+      r1=$(paired "$src-gateway" 1 "$src-telegraf" 1); r2=$(paired "$src-telegraf" 2 "$src-gateway" 2)
+      figure "ingest_${src}_vs_telegraf" "$r1"; figure "ingest_${src}_cpu_vs_telegraf" "$r2"
+    fi
     if [ "$c" = gateway ] && [ -z "$tg" ]; then r1="(Telegraf has no input for it)"; fi
     if [ "$c" = baseline ]; then
       r1="gateway ÷ baseline, once writing: $(paired "$src-gateway" 5 "$src-baseline" 5)"
@@ -367,10 +381,12 @@ figure ingest_ceiling "$top"; figure ingest_lost "$lost_total"
 echo
 for src in kafka mqtt; do
   measured "$src" || continue
-  echo "- Once writing, our gateway from $(label "$src" | cut -d' ' -f1) reaches **$(paired "$src-gateway" 5 - "${ceiling[$best]}" | percent)** of the ceiling (run i over the ceiling's run i)."
+  figure "ingest_${src}_of_ceiling" "$(paired "$src-gateway" 5 - "${beside[$src]}" | cut -d'×' -f1)"
+  echo "- Once writing, our gateway from $(label "$src" | cut -d' ' -f1) reaches **$(paired "$src-gateway" 5 - "${beside[$src]}" | percent)** of InfluxDB alone (10,000 × 2) measured right after each of its runs: $(echo "${beside[$src]}" | stats | fmt_stats) readings/s."
 done
 if measured mqtt; then
   figure ingest_mqtt_mosquitto_alone "$(echo "$mosquitto_alone" | stats | cut -d' ' -f1)"
+  figure ingest_mqtt_of_mosquitto "$(paired mqtt-gateway 5 - "$mosquitto_alone" | cut -d'×' -f1)"
   cat <<EOF
 - **Mosquitto alone**, the MQTT path's own ceiling: the same backlog queued the same way for a
   persistent session, replayed to \`mosquitto_sub -q 1\` (it acknowledges each message at once and

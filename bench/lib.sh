@@ -55,6 +55,20 @@ metric() {
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 CLK_TCK=$(getconf CLK_TCK)
 peak_rss_mib() { awk '/^VmHWM:/ { printf "%d\n", $2 / 1024 }' "/proc/$1/status"; }
+# Waits (30 s at most) until InfluxDB has used under a tenth of a core for a second: its compaction
+# of the previous run's points would otherwise slow whichever run comes next, and the same
+# contender would pay for it in every round.
+influx_quiet() {
+  local p t0 i
+  p=$(cat target/bench/run/influxdb.pid 2>/dev/null) || return 0
+  for i in $(seq 30); do
+    t0=$(cpu_ticks "$p") || return 0
+    sleep 1
+    [ $(($(cpu_ticks "$p") - t0)) -lt $((CLK_TCK / 10)) ] && return 0
+  done
+}
+# The words after I, rotated by I: round I of a bench starts with a different contender.
+rotate() { local i=$1; shift; local a=("$@") k; for ((k = 0; k < $#; k++)); do echo "${a[$(((k + i) % $#))]}"; done; }
 
 machine() {
   echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"

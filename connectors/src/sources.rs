@@ -168,37 +168,26 @@ impl Source {
 }
 
 impl PulsarRun {
-    /// The source, the task that hands its deliveries on as messages, and the backlog watcher.
-    /// The first two are tasks of their own so that decoding and consuming use both cores.
+    /// The source, handing its deliveries on as messages whose acknowledgement acks them on the
+    /// broker (a message dropped unacknowledged is redelivered), and the backlog watcher.
     async fn run(self, out: mpsc::Sender<Message>, stop: CancellationToken) -> Result<(), SourceError> {
         let name: Arc<str> = self.cfg.name.as_str().into();
         let watcher = self.backlog.map(|gauge| {
             let cfg = self.cfg.clone();
             tokio::spawn(crate::pulsar::backlog::watch(cfg, gauge, Duration::from_secs(5)))
         });
-        let (deliveries, rx) = mpsc::channel(256);
-        let forward = tokio::spawn(forward_pulsar(rx, out, name.clone()));
-        let result = self.source.run(deliveries, stop).await;
-        // The source dropped its sender: the forwarder ends once it has handed on the last delivery.
-        let _ = forward.await;
+        let source = name.clone();
+        let into = move |mut delivery: PulsarDelivery| {
+            // The acknowledgement needs neither the payload nor the topic: both move on, uncopied.
+            let payload = std::mem::take(&mut delivery.payload);
+            let topic = std::mem::take(&mut delivery.topic);
+            Message::new(source.clone(), topic, payload.into(), Box::new(move || delivery.ack()))
+        };
+        let result = self.source.run_into(out, into, stop).await;
         if let Some(watcher) = watcher {
             watcher.abort();
         }
         result.map_err(|e| SourceError::Client(format!("pulsar source `{name}`: {e}")))
-    }
-}
-
-/// Hands Pulsar deliveries on as messages whose acknowledgement acks them on the broker (a
-/// message dropped unacknowledged is redelivered).
-async fn forward_pulsar(mut rx: mpsc::Receiver<PulsarDelivery>, out: mpsc::Sender<Message>, name: Arc<str>) {
-    while let Some(mut delivery) = rx.recv().await {
-        let payload = std::mem::take(&mut delivery.payload);
-        // The acknowledgement needs neither: both move on without a copy.
-        let topic = std::mem::take(&mut delivery.topic);
-        let message = Message::new(name.clone(), topic, payload.into(), Box::new(move || delivery.ack()));
-        if out.send(message).await.is_err() {
-            break;
-        }
     }
 }
 

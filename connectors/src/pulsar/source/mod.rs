@@ -108,7 +108,18 @@ impl PulsarSource {
     /// Runs until `shutdown` (or until `out` is closed); reconnects and resubscribes by itself, so it
     /// returns an error only when the client cannot be set up at all.
     pub async fn run(self, out: mpsc::Sender<PulsarDelivery>, shutdown: CancellationToken) -> Result<(), String> {
-        Runner::new(self)?.run(out, shutdown).await
+        self.run_into(out, |d| d, shutdown).await
+    }
+
+    /// [`PulsarSource::run`], handing each delivery on as `into` turns it: the gateway's messages
+    /// go straight into its pipeline, without a task between (one hand-over fewer per message).
+    pub async fn run_into<T: Send>(
+        self,
+        out: mpsc::Sender<T>,
+        into: impl Fn(PulsarDelivery) -> T + Send,
+        shutdown: CancellationToken,
+    ) -> Result<(), String> {
+        Runner::new(self)?.run(out, into, shutdown).await
     }
 
     fn timeout(&self) -> Duration {

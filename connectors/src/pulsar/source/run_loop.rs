@@ -65,9 +65,11 @@ impl Runner {
         })
     }
 
-    pub(super) async fn run(
+    /// Hands every delivery on as `into` turns it (a gateway message, or the delivery itself).
+    pub(super) async fn run<T: Send>(
         &mut self,
-        out: mpsc::Sender<PulsarDelivery>,
+        out: mpsc::Sender<T>,
+        into: impl Fn(PulsarDelivery) -> T + Send,
         shutdown: CancellationToken,
     ) -> Result<(), String> {
         let name = self.src.cfg.name.clone();
@@ -97,7 +99,7 @@ impl Runner {
                 self.src.cfg.what()
             );
             let started = Instant::now();
-            let end = self.serve(&client, consumer, &out, &shutdown).await;
+            let end = self.serve(&client, consumer, &out, &into, &shutdown).await;
             connected.set(0);
             match end {
                 End::Shutdown => return Ok(()),
@@ -135,11 +137,12 @@ impl Runner {
     }
 
     /// Receives, hands on and acknowledges until the session has to end.
-    async fn serve(
+    async fn serve<T: Send>(
         &mut self,
         client: &Client,
         mut consumer: Consumer,
-        out: &mpsc::Sender<PulsarDelivery>,
+        out: &mpsc::Sender<T>,
+        into: &(impl Fn(PulsarDelivery) -> T + Send),
         shutdown: &CancellationToken,
     ) -> End {
         self.session += 1;
@@ -150,7 +153,7 @@ impl Runner {
         let mut probing = false;
         let mut watch = TopicWatch::new(period, TOPIC_REFRESH);
         watch.held(consumer.topics().iter().map(String::as_str), Instant::now());
-        let mut pending: Option<PulsarDelivery> = None;
+        let mut pending: Option<T> = None;
         loop {
             tokio::select! {
                 biased;
@@ -190,7 +193,14 @@ impl Runner {
                 next = consumer.next(), if pending.is_none() => match next {
                     Some(Ok(msg)) => {
                         watch.received(&msg.topic, Instant::now());
-                        pending = self.received(msg, &mut consumer).await;
+                        pending = self.received(msg, &mut consumer).await.map(into);
+                        // Handed on at once when `out` has room: one turn of this loop per message.
+                        if let Some(d) = pending.take() {
+                            match out.try_reserve() {
+                                Ok(permit) => permit.send(d),
+                                Err(_) => pending = Some(d), // full (or closed): the branch above waits
+                            }
+                        }
                     }
                     Some(Err(e)) => {
                         // One message the client could not read (its engine goes on): it stays
