@@ -55,7 +55,7 @@ awk -v d="$devices" -v t="$ticks" 'BEGIN {
 }' > "$dir/payloads"
 bytes=$(awk '{ s += length($0) } END { printf "%d", s / NR }' "$dir/payloads")
 
-# The gateway: the shipped settings (writes of 10,000 readings sent as two requests of 5,000 at once,
+# The gateway: the shipped settings (writes of 10,000 readings, each one request, two in flight,
 # linger 200 ms) and one MQTT source read through a mapping.
 gateway_conf() { # gateway_conf RUN
   cat <<EOF

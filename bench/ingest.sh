@@ -328,8 +328,8 @@ CPU is utime + stime of the process over that time, peak RSS its \`VmHWM\`. **Lo
 the bucket's count of \`seq\` points afterwards, over all runs. Median of $RUNS runs (min–max),
 contenders interleaved.
 
-Settings: the gateway as shipped (\`config/gateway.toml\`: writes of 10,000 readings sent as two
-requests of 5,000 lines at once, linger 200 ms, acknowledgement after the write); Telegraf $("$TELEGRAF" --version | awk '{ print $2 }') built from the Go module proxy with
+Settings: the gateway as shipped (\`config/gateway.toml\`: writes of 10,000 readings, each one
+request, two writes in flight, linger 200 ms, acknowledgement after the write); Telegraf $("$TELEGRAF" --version | awk '{ print $2 }') built from the Go module proxy with
 \`mqtt_consumer\`/\`kafka_consumer\`, \`json_v2\` and \`influxdb_v2\`, delivery tracking on (its
 default), \`metric_batch_size = 5000\`, \`max_undelivered_messages = 10000\`, \`flush_interval = "1s"\`,
 its points shaped like ours (the configuration is \`telegraf_conf\` in \`bench/ingest.sh\`). Its
@@ -381,12 +381,12 @@ figure ingest_ceiling "$top"; figure ingest_lost "$lost_total"
 echo
 for src in kafka mqtt; do
   measured "$src" || continue
-  figure "ingest_${src}_of_ceiling" "$(paired "$src-gateway" 5 - "${beside[$src]}" | cut -d'×' -f1)"
+  figure "ingest_${src}_of_ceiling" "$(paired "$src-gateway" 5 - "${beside[$src]}" | sed 's/×.*//')"
   echo "- Once writing, our gateway from $(label "$src" | cut -d' ' -f1) reaches **$(paired "$src-gateway" 5 - "${beside[$src]}" | percent)** of InfluxDB alone (10,000 × 2) measured right after each of its runs: $(echo "${beside[$src]}" | stats | fmt_stats) readings/s."
 done
 if measured mqtt; then
   figure ingest_mqtt_mosquitto_alone "$(echo "$mosquitto_alone" | stats | cut -d' ' -f1)"
-  figure ingest_mqtt_of_mosquitto "$(paired mqtt-gateway 5 - "$mosquitto_alone" | cut -d'×' -f1)"
+  figure ingest_mqtt_of_mosquitto "$(paired mqtt-gateway 5 - "$mosquitto_alone" | sed 's/×.*//')"
   cat <<EOF
 - **Mosquitto alone**, the MQTT path's own ceiling: the same backlog queued the same way for a
   persistent session, replayed to \`mosquitto_sub -q 1\` (it acknowledges each message at once and

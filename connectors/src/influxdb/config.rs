@@ -40,7 +40,8 @@ pub struct InfluxConfig {
     /// Time limit of one request (connecting included), seconds.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
-    /// A write is split into this many requests sent at once (parts of at least 500 lines). Why:
+    /// A write is split into this many requests sent at once (parts of at least 500 lines); 2 by
+    /// default, 1 in the gateway (`gateway::config::GATEWAY_PARALLEL_REQUESTS`). Why:
     /// InfluxDB answers one request at a time per connection, and on the bench one 5,000-line
     /// request at a time tops out at 62,000 lines/s where two at a time reach 132,000
     /// (bench/ingest.sh, the ceiling table).
@@ -51,8 +52,8 @@ pub struct InfluxConfig {
     #[serde(default)]
     pub tls: Option<TlsConfig>,
     /// The writing queue. A key left out takes the InfluxDB default, not the generic one: writes
-    /// of 10,000 lines, sent as two requests of 5,000 (`parallel_requests`), the size InfluxDB
-    /// documents as the sweet spot.
+    /// of 10,000 lines, sent as two requests of 5,000 (`parallel_requests`; the gateway, which keeps
+    /// two writes in flight, sends each whole).
     #[serde(default = "default_queue", deserialize_with = "queue_with_influx_defaults")]
     pub queue: QueueConfig,
 }
