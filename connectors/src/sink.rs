@@ -303,6 +303,20 @@ pub fn expand_topic(template: &str, kind_name: &str) -> String {
     template.replace("{kind}", kind_name)
 }
 
+/// Whether `topic` is [`expand_topic`]`(template, kind_name)`, compared piece by piece: a source
+/// checks every message's topic with it, and builds no topic name to do so.
+pub fn expands_to(template: &str, kind_name: &str, topic: &str) -> bool {
+    let mut pieces = template.split("{kind}");
+    let Some(mut rest) = topic.strip_prefix(pieces.next().unwrap_or("")) else { return false };
+    for piece in pieces {
+        match rest.strip_prefix(kind_name).and_then(|r| r.strip_prefix(piece)) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
 /// Why `template` cannot name topics, if it cannot: empty, blank, or an unknown `{placeholder}`.
 pub fn topic_template_problem(template: &str) -> Option<String> {
     if template.trim().is_empty() {
@@ -330,6 +344,20 @@ mod tests {
         assert!(topic_template_problem("{kind").is_some());
         assert!(topic_template_problem("{type}").is_some());
         assert!(topic_template_problem("{kind}").is_none());
+    }
+
+    #[test]
+    fn a_topic_expands_a_template_or_not() {
+        for (template, name) in
+            [("smartcity-{kind}", "noise"), ("{kind}", "light"), ("a/{kind}/b/{kind}", "x"), ("all", "y")]
+        {
+            assert!(expands_to(template, name, &expand_topic(template, name)), "{template}");
+        }
+        assert!(!expands_to("a/{kind}/b/{kind}", "light", "a/light/b/noise"));
+        assert!(!expands_to("bench-{kind}", "noise", "bench-noise2"));
+        assert!(!expands_to("bench-{kind}", "noise", "bench-nois"));
+        assert!(!expands_to("x-{kind}", "noise", "bench-noise"));
+        assert!(!expands_to("all", "noise", "all2"));
     }
 
     #[test]

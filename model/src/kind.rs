@@ -115,6 +115,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn all_lists_the_kinds_in_declaration_order() {
+        // `kind as usize` indexes arrays built from `ALL` (the gateway's per-kind counters).
+        for (i, k) in SensorKind::ALL.into_iter().enumerate() {
+            assert_eq!(k as usize, i, "{k:?}");
+        }
+    }
+
+    #[test]
     fn names_round_trip() {
         for k in SensorKind::ALL {
             assert_eq!(k.as_str().parse::<SensorKind>().unwrap(), k);
