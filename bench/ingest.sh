@@ -176,8 +176,10 @@ machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4
 server_ticks() { echo "$(pids_ticks "$(cat target/bench/run/influxdb.pid)") $(pids_ticks $(broker_pids "$1")) $(machine_ticks)"; }
 
 # One measured run; appends "rate cpu_s_per_100k peak_rss_mib lost" to $dir/SOURCE-CONTENDER.rows.
-one_run() { # one_run SOURCE CONTENDER I
+one_run() { # one_run SOURCE CONTENDER I   (I = warmup: a run whose figures are not kept)
   local src="$1" c="$2" run port log t0 t1 c0 c1 hwm got=0 last=0 stalled=0 count first_t="" first_n=0
+  local rows="$dir/$src-$c.rows"
+  [ "$3" = warmup ] && rows="$dir/warmup.rows"
   run="ingest-$src-$c-$$-$3-$(date +%s%N)"
   new_bucket "$run" "$dir/buckets"
   if [ "$c" = telegraf ]; then telegraf_conf "$src" "$run" > "$dir/$run.conf"; else gateway_conf "$src" "$run" > "$dir/$run.toml"; fi
@@ -225,6 +227,7 @@ one_run() { # one_run SOURCE CONTENDER I
   fi
   stop "$log"
   count=$(seq_count "$run")
+  drop_bucket "$run"
   local rate=0 steady=0
   if [ "$got" -ge "$n" ]; then
     rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", n / (b - a) }')
@@ -234,7 +237,7 @@ one_run() { # one_run SOURCE CONTENDER I
   # Columns: rate, CPU s per 100,000, peak RSS MiB, lost, rate once writing, then InfluxDB's and the
   # broker's CPU s per 100,000 and the machine's busy share of all its cores (%) over the same time.
   echo "$rate $(awk -v c="$((c1 - c0))" -v t="$CLK_TCK" -v w="$got" 'BEGIN { printf "%.2f", c / t * 100000 / (w > 0 ? w : 1) }') $hwm $((n - count)) $steady" \
-    "$(echo "$s0 $s1" | awk -v t="$CLK_TCK" -v w="$got" '{ w = w > 0 ? w : 1; printf "%.2f %.2f %d", ($5 - $1) / t * 100000 / w, ($6 - $2) / t * 100000 / w, 100 * ($7 - $3) / ($8 - $4) }')" >> "$dir/$src-$c.rows"
+    "$(echo "$s0 $s1" | awk -v t="$CLK_TCK" -v w="$got" '{ w = w > 0 ? w : 1; printf "%.2f %.2f %d", ($5 - $1) / t * 100000 / w, ($6 - $2) / t * 100000 / w, 100 * ($7 - $3) / ($8 - $4) }')" >> "$rows"
   progress "ingest $src run $3: $c $rate readings/s ($steady once writing), $count of $n in InfluxDB, $(grep -ciE 'WARN|ERROR|E!|W!' "$log" || true) warning/error lines"
 }
 
@@ -242,28 +245,42 @@ one_run() { # one_run SOURCE CONTENDER I
 # P requests at a time into a fresh bucket; wall time from the first request to the last answer.
 target/release/examples/backfill_lines 2000 100 2025-06-01T00:00:00Z > "$dir/lines"
 [ "$(wc -l < "$dir/lines")" -eq "$n" ] || { echo "backfill_lines gave $(wc -l < "$dir/lines") lines" >&2; exit 1; }
-ceiling_run() { # ceiling_run BATCH PARALLEL I -> readings per second
-  local run="ingest-ceiling-$1x$2-$$-$3-$(date +%s%N)" t0 t1
+ceiling_run() { # ceiling_run BATCH PARALLEL I [ROWS] -> readings per second
+  # ROWS, when given, gets "rate InfluxDB-CPU-s-per-100,000 machine-busy-%" appended.
+  local run="ingest-ceiling-$1x$2-$$-$3-$(date +%s%N)" t0 t1 s0 s1 rate
   new_bucket "$run" "$dir/buckets"
   rm -rf "$dir/split" && mkdir "$dir/split" && split -l "$1" "$dir/lines" "$dir/split/b"
   influx_quiet
+  s0=$(server_ticks mqtt)
   t0=$(date +%s.%N)
   find "$dir/split" -type f | sort | xargs -P "$2" -I{} curl -sS --fail-with-body -o /dev/null \
     -H "Authorization: Token $BENCH_INFLUX_TOKEN" -H 'Content-Type: text/plain; charset=utf-8' \
     "$BENCH_INFLUX_URL/api/v2/write?org=$BENCH_INFLUX_ORG&bucket=$run&precision=ms" --data-binary @{}
   t1=$(date +%s.%N)
+  s1=$(server_ticks mqtt)
   [ "$(seq_count "$run")" -eq "$n" ] || { echo "ceiling run $run: $(seq_count "$run") of $n points" >&2; exit 1; }
-  awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d\n", n / (b - a) }'
+  drop_bucket "$run"
+  rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d\n", n / (b - a) }')
+  if [ -n "${4:-}" ]; then
+    echo "$rate $(echo "$s0 $s1" | awk -v t="$CLK_TCK" -v w="$n" '{ printf "%.2f %d", ($5 - $1) / t * 100000 / w, 100 * ($7 - $3) / ($8 - $4) }')" >> "$4"
+  fi
+  echo "$rate"
 }
 
 # InfluxDB alone, as it was beside each path's runs: its speed drifts threefold over a bench (its
 # compactions of the earlier runs' points, other work on the two cores), so each run of the gateway
 # is compared with a ceiling run (the default shape, 10,000 lines x 2 requests) made right after it.
+# Before a path's measured rounds, one round whose figures are not kept (BENCH_WARMUP=0: none): the
+# brokers are JVMs (Kafka, Pulsar) that a fresh bench starts cold, and the first runs of a path
+# would otherwise measure their warm-up, whichever contender came first.
 declare -A beside
 for src in "${sources[@]}"; do
+  for _ in $(seq "${BENCH_WARMUP:-1}"); do
+    for c in $(contenders "$src"); do one_run "$src" "$c" warmup; done
+  done
   for i in $(seq "$RUNS"); do
     for c in $(rotate "$i" $(contenders "$src")); do one_run "$src" "$c" "$i"; done
-    beside[$src]+="$(ceiling_run 10000 2 "beside-$src-$i") "
+    beside[$src]+="$(ceiling_run 10000 2 "beside-$src-$i" "$dir/beside-$src.rows") "
   done
   progress "ingest $src: InfluxDB alone beside its runs: ${beside[$src]}"
 done
@@ -408,6 +425,21 @@ for src in "${sources[@]}"; do
   for c in $(contenders "$src"); do
     echo "| $(label "$src") | $c | $(col "$src-$c" 2 | fmt_stats) | $(col "$src-$c" 6 | fmt_stats) | $(col "$src-$c" 7 | fmt_stats) | $(col "$src-$c" 8 | fmt_stats) % |"
   done
+  echo "| $(label "$src") | InfluxDB alone (curl, 10,000 × 2, after each round) | – | $(col "beside-$src" 2 | fmt_stats) | – | $(col "beside-$src" 3 | fmt_stats) % |"
+done
+# The CPU budget of the 80 % target: what two fully busy cores allow per reading at that rate, less
+# what InfluxDB alone spends per reading, is what the contender and its broker may spend.
+cores=$(nproc)
+echo
+for src in kafka mqtt; do
+  measured "$src" || continue
+  med() { col "$1" "$2" | cut -d' ' -f1; }
+  awk -v c="$(med "beside-$src" 1)" -v i="$(med "beside-$src" 2)" -v g="$(med "$src-gateway" 2)" -v b="$(med "$src-gateway" 7)" \
+    -v k="$cores" -v from="$(label "$src" | cut -d' ' -f1)" 'BEGIN {
+      budget = k * 100000 / (0.8 * c)
+      printf "- **The CPU budget of 80 %% of InfluxDB alone, from %s**: 80 %% of %s is %s readings/s; %d cores fully busy allow %.2f CPU s per 100,000 readings at that rate for every process of the path. InfluxDB alone spent %.2f and the broker %.2f (during the gateway'"'"'s runs), which leaves %.2f for the gateway; it spent %.2f.\n", from, th(c), th(0.8 * c), k, budget, i, b, budget - i - b, g
+    }
+    function th(x,   s, r) { s = sprintf("%d", x); r = ""; while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } return s r }'
 done
 cat <<EOF
 

@@ -85,7 +85,14 @@ new_bucket() {
 }
 delete_buckets() {
   [ -s "$1" ] || return 0
-  while read -r id; do influx -o /dev/null -X DELETE "$BENCH_INFLUX_URL/api/v2/buckets/$id" || true; done < "$1"
+  while read -r id; do influx -o /dev/null -X DELETE "$BENCH_INFLUX_URL/api/v2/buckets/$id" 2>/dev/null || true; done < "$1"
+}
+# drop_bucket NAME: deletes it at once (a run's bucket, once counted): InfluxDB would otherwise
+# snapshot and compact its points while later runs are measured (a cache goes cold after 10 min).
+drop_bucket() {
+  local id
+  id=$(influx "$BENCH_INFLUX_URL/api/v2/buckets?name=$1&org=$BENCH_INFLUX_ORG" | jq -r '.buckets[0].id // empty')
+  [ -z "$id" ] || influx -o /dev/null -X DELETE "$BENCH_INFLUX_URL/api/v2/buckets/$id"
 }
 # seq_count BUCKET: points of field `seq`, i.e. distinct (sensor, seq) written (a point is unique per
 # series and time).
