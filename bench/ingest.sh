@@ -434,6 +434,7 @@ echo
 for src in kafka mqtt; do
   measured "$src" || continue
   med() { col "$1" "$2" | cut -d' ' -f1; }
+  figure "ingest_${src}_budget_left" "$(awk -v c="$(med "beside-$src" 1)" -v i="$(med "beside-$src" 2)" -v b="$(med "$src-gateway" 7)" -v k="$cores" 'BEGIN { printf "%.2f", k * 100000 / (0.8 * c) - i - b }')"
   awk -v c="$(med "beside-$src" 1)" -v i="$(med "beside-$src" 2)" -v g="$(med "$src-gateway" 2)" -v b="$(med "$src-gateway" 7)" \
     -v k="$cores" -v from="$(label "$src" | cut -d' ' -f1)" 'BEGIN {
       budget = k * 100000 / (0.8 * c)

@@ -60,7 +60,8 @@ EOF
     target "gateway ≥ 2× Telegraf's rate, $src → InfluxDB" "$r" "a >= 2" "${r%%×*}" 1
     target "gateway ≤ ½ Telegraf's CPU per reading, $src" "Telegraf ÷ gateway: $rc" "a >= 2" "${rc%%×*}" 1
     o=$(f "ingest_${src}_of_ceiling")
-    target "gateway ≥ 80 % of InfluxDB alone once writing, $src" "${o:+$(awk -v a="$o" 'BEGIN { printf "%.0f %%", 100 * a }')} (InfluxDB alone measured beside each run)" "a >= 0.8" "$o" 1
+    bl=$(f "ingest_${src}_budget_left"); gc=$(f "ingest_${src}_gateway_cpu")
+    target "gateway ≥ 80 % of InfluxDB alone once writing, $src" "${o:+$(awk -v a="$o" 'BEGIN { printf "%.0f %%", 100 * a }')} (InfluxDB alone measured beside each run); the CPU that 80 % leaves the gateway on this machine's cores, after InfluxDB's and the broker's own: ${bl:-?} s per 100,000, it spent ${gc:-?}" "a >= 0.8" "$o" 1
   done
   mo=$(f ingest_mqtt_of_mosquitto)
   target "(bound of the MQTT path) gateway ≥ 80 % of Mosquitto alone replaying the backlog" "${mo:+$(awk -v a="$mo" 'BEGIN { printf "%.0f %%", 100 * a }')} of $(f ingest_mqtt_mosquitto_alone) readings/s" "a >= 0.8" "$mo" 1
