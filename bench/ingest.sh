@@ -343,7 +343,9 @@ InfluxDB alone): our gateway by its \`/metrics\`, Telegraf by its debug log's \`
 metrics\`, polled every 50 ms.
 CPU is utime + stime of the process over that time, peak RSS its \`VmHWM\`. **Lost** is $n minus
 the bucket's count of \`seq\` points afterwards, over all runs. Median of $RUNS runs (min–max),
-contenders interleaved.
+contenders interleaved, each round starting with a different one. Each path first runs one round
+whose figures are not kept (the bench's Kafka and Pulsar are JVMs, cold after a fresh start), every
+run waits for InfluxDB to be idle, and its bucket is dropped once counted.
 
 Settings: the gateway as shipped (\`config/gateway.toml\`: writes of 10,000 readings, each one
 request, two writes in flight, linger 200 ms, acknowledgement after the write); Telegraf $("$TELEGRAF" --version | awk '{ print $2 }') built from the Go module proxy with
