@@ -28,8 +28,9 @@ pub const LOG_FORMAT_ENV: &str = "SMARTCITY_LOG_FORMAT";
 /// `RUST_LOG=info,rumqttd=debug` shows them. The Pulsar client's reconnection chatter is kept to
 /// errors: our sink logs its own connections and failures with the sink's name.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,pulsar=error"));
+    let wanted = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let filter = tracing_subscriber::EnvFilter::try_new(&wanted)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter(None)));
     // stderr: stdout is for what a command prints as its result (e.g. `--check-config`).
     // Colour codes only on a terminal: `simulator > log` or a pipe gets plain text.
     use std::io::IsTerminal;
@@ -44,6 +45,21 @@ pub fn init_logging() {
     } else {
         builder.try_init()
     };
+}
+
+/// The log filter: `RUST_LOG` (default `info`), with the embedded broker off and the Pulsar client
+/// at errors unless it names them. Without this, `RUST_LOG=info` showed the Pulsar client's
+/// "Retry #0 -> connecting consumer" warning for every topic at every start: it logs it before
+/// its first attempt, successful or not.
+fn log_filter(rust_log: Option<&str>) -> String {
+    let mut filter = rust_log.map(str::trim).filter(|f| !f.is_empty()).unwrap_or("info").to_string();
+    for (target, quiet) in [("rumqttd", "rumqttd=off"), ("pulsar", "pulsar=error")] {
+        if !filter.contains(target) {
+            filter.push(',');
+            filter.push_str(quiet);
+        }
+    }
+    filter
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, so every task can finish its work and exit cleanly.
@@ -75,4 +91,18 @@ pub fn shutdown_on_signals() -> CancellationToken {
         t.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn the_chatty_clients_stay_quiet_unless_rust_log_names_them() {
+        assert_eq!(log_filter(None), "info,rumqttd=off,pulsar=error");
+        assert_eq!(log_filter(Some(" ")), "info,rumqttd=off,pulsar=error");
+        assert_eq!(log_filter(Some("debug")), "debug,rumqttd=off,pulsar=error");
+        assert_eq!(log_filter(Some("info,pulsar=debug")), "info,pulsar=debug,rumqttd=off");
+        assert_eq!(log_filter(Some("info,rumqttd=debug,pulsar=warn")), "info,rumqttd=debug,pulsar=warn");
+    }
 }
