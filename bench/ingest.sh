@@ -251,7 +251,7 @@ ceiling_run() { # ceiling_run BATCH PARALLEL I [ROWS] -> readings per second
   new_bucket "$run" "$dir/buckets"
   rm -rf "$dir/split" && mkdir "$dir/split" && split -l "$1" "$dir/lines" "$dir/split/b"
   influx_quiet
-  s0=$(server_ticks mqtt)
+  s0=$(server_ticks mqtt) # InfluxDB's and the machine's ticks (the broker's are not used here)
   t0=$(date +%s.%N)
   find "$dir/split" -type f | sort | xargs -P "$2" -I{} curl -sS --fail-with-body -o /dev/null \
     -H "Authorization: Token $BENCH_INFLUX_TOKEN" -H 'Content-Type: text/plain; charset=utf-8' \
@@ -432,10 +432,10 @@ done
 # The CPU budget of the 80 % target: what two fully busy cores allow per reading at that rate, less
 # what InfluxDB alone spends per reading, is what the contender and its broker may spend.
 cores=$(nproc)
+med() { col "$1" "$2" | cut -d' ' -f1; }
 echo
 for src in kafka mqtt; do
   measured "$src" || continue
-  med() { col "$1" "$2" | cut -d' ' -f1; }
   figure "ingest_${src}_budget_left" "$(awk -v c="$(med "beside-$src" 1)" -v i="$(med "beside-$src" 2)" -v b="$(med "$src-gateway" 7)" -v k="$cores" 'BEGIN { printf "%.2f", k * 100000 / (0.8 * c) - i - b }')"
   awk -v c="$(med "beside-$src" 1)" -v i="$(med "beside-$src" 2)" -v g="$(med "$src-gateway" 2)" -v b="$(med "$src-gateway" 7)" \
     -v k="$cores" -v from="$(label "$src" | cut -d' ' -f1)" 'BEGIN {

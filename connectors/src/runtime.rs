@@ -54,12 +54,21 @@ pub fn init_logging() {
 fn log_filter(rust_log: Option<&str>) -> String {
     let mut filter = rust_log.map(str::trim).filter(|f| !f.is_empty()).unwrap_or("info").to_string();
     for (target, quiet) in [("rumqttd", "rumqttd=off"), ("pulsar", "pulsar=error")] {
-        if !filter.contains(target) {
+        if !names_target(&filter, target) {
             filter.push(',');
             filter.push_str(quiet);
         }
     }
     filter
+}
+
+/// Whether a directive of `filter` is about the crate `target` (`pulsar=debug`, `pulsar::consumer`,
+/// `pulsar[span]`), not one that merely holds the word (`smartcity_connectors::pulsar=debug`).
+fn names_target(filter: &str, target: &str) -> bool {
+    filter.split(',').any(|directive| {
+        let name = directive.trim().split(['=', '[']).next().unwrap_or("");
+        name == target || name.strip_prefix(target).is_some_and(|rest| rest.starts_with("::"))
+    })
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, so every task can finish its work and exit cleanly.
@@ -104,5 +113,11 @@ mod tests {
         assert_eq!(log_filter(Some("debug")), "debug,rumqttd=off,pulsar=error");
         assert_eq!(log_filter(Some("info,pulsar=debug")), "info,pulsar=debug,rumqttd=off");
         assert_eq!(log_filter(Some("info,rumqttd=debug,pulsar=warn")), "info,rumqttd=debug,pulsar=warn");
+        assert_eq!(log_filter(Some("pulsar::consumer=debug")), "pulsar::consumer=debug,rumqttd=off");
+        assert_eq!(
+            log_filter(Some("smartcity_connectors::pulsar=debug")),
+            "smartcity_connectors::pulsar=debug,rumqttd=off,pulsar=error",
+            "our own module of that name is not the crate"
+        );
     }
 }
